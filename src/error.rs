@@ -1,0 +1,129 @@
+//! Error types.
+
+use std::fmt;
+
+use crate::BoxError;
+
+/// An error from a store or from an invalidation.
+///
+/// Errors on the request path never reach the client: the layer fails open
+/// (see the [crate docs](crate#failure-policy)). Errors from
+/// [`Invalidator`](crate::Invalidator) calls are returned, because the caller
+/// must know when a bump did not happen.
+pub struct Error {
+    kind: ErrorKind,
+    source: Option<BoxError>,
+}
+
+/// What kind of [`Error`] happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The store could not be reached or answered with an error.
+    Store,
+    /// The store did not answer within its deadline.
+    Timeout,
+    /// The store answered with bytes this crate does not understand.
+    Protocol,
+    /// A tag given at run time is not valid (for example an empty name).
+    InvalidTag,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, source: impl Into<BoxError>) -> Self {
+        Self {
+            kind,
+            source: Some(source.into()),
+        }
+    }
+
+    pub(crate) fn timeout() -> Self {
+        Self {
+            kind: ErrorKind::Timeout,
+            source: None,
+        }
+    }
+
+    pub(crate) fn protocol(msg: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Protocol, msg.into())
+    }
+
+    /// The kind of this error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// `true` when the store did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            ErrorKind::Store => "cache store error",
+            ErrorKind::Timeout => "cache store timed out",
+            ErrorKind::Protocol => "unexpected reply from cache store",
+            ErrorKind::InvalidTag => "invalid tag",
+        };
+        match &self.source {
+            Some(source) => write!(f, "{what}: {source}"),
+            None => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl From<redis::RedisError> for Error {
+    fn from(err: redis::RedisError) -> Self {
+        if err.is_timeout() {
+            Self::new(ErrorKind::Timeout, err)
+        } else {
+            Self::new(ErrorKind::Store, err)
+        }
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(err: ConfigError) -> Self {
+        Self::new(ErrorKind::InvalidTag, err)
+    }
+}
+
+/// A configuration mistake found while building a rule, a tag or a store.
+///
+/// These are reported when the application starts, never at request time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    msg: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(msg: impl Into<String>) -> Self {
+        Self { msg: msg.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for ConfigError {}

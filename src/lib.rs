@@ -1,0 +1,144 @@
+//! Tower middleware that caches whole HTTP responses under **fragmented
+//! keys** and invalidates them precisely on writes.
+//!
+//! A **tag** names a thing that can change (`User:42`, `Dashboard`). Every
+//! tag has a version in the store. A cached response's key is
+//! `sha256(static parts) + the current version of each of its tags`, so
+//! bumping `User:42` makes every response that depended on it a miss, without
+//! deleting or tracking a single key. It is the tower take on Django's
+//! `fragmented_keys_django` and `@cache_page`, for axum, tonic and any
+//! `tower::Service` over `http` types.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::{convert::Infallible, time::Duration};
+//! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
+//! use bytes::Bytes;
+//! use tower::{Service, ServiceExt, service_fn};
+//! use tower_tagged_cache::{CacheRule, MemoryStore, TaggedCacheLayer, tower_layer::Layer};
+//!
+//! let layer = TaggedCacheLayer::new(MemoryStore::new())
+//!     .rule(CacheRule::get("/users/{id}").tags(["User:{id}"]).ttl(Duration::from_secs(60)))?;
+//! let invalidator = layer.invalidator();
+//! let mut svc = layer.layer(service_fn(|req: Request<Full<Bytes>>| async move {
+//!     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!("user at {}", req.uri())))))
+//! }));
+//!
+//! let get = || Request::get("/users/42").body(Full::default()).unwrap();
+//! let first = svc.ready().await?.call(get()).await?;
+//! assert_eq!(first.headers()["cache-status"], "tower-tagged-cache; fwd=miss; stored");
+//! first.into_body().collect().await?; // the entry is stored after the last frame
+//! # tokio::task::yield_now().await;
+//!
+//! let second = svc.ready().await?.call(get()).await?;
+//! assert_eq!(second.headers()["cache-status"], "tower-tagged-cache; hit");
+//!
+//! invalidator.invalidate(["User:42"]).await?;
+//! let third = svc.ready().await?.call(get()).await?;
+//! assert_eq!(third.headers()["cache-status"], "tower-tagged-cache; fwd=miss; stored");
+//! # Ok(()) }
+//! ```
+//!
+//! With axum, add the layer to a `Router` and the invalidation rules beside
+//! the cache rules:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::{Router, routing::get};
+//! use tower_tagged_cache::{CacheRule, MemoryStore, TaggedCacheLayer};
+//!
+//! let cache = TaggedCacheLayer::new(MemoryStore::new())
+//!     .rule(CacheRule::get("/users/{id}").tags(["User:{id}"]))?
+//!     .rule(CacheRule::put("/users/{id}").invalidates(["User:{id}"]))?;
+//! let app: Router = Router::new()
+//!     .route("/users/{id}", get(|| async { "..." }).put(|| async { "saved" }))
+//!     .layer(cache);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # What is cached
+//!
+//! A `GET` request is looked up and stored only when all of these hold;
+//! otherwise it passes through untouched and `cache-status` says why
+//! (`fwd=bypass; detail=...` for the request, `fwd=miss; detail=...` for the
+//! response):
+//!
+//! | check | detail when it fails |
+//! |---|---|
+//! | a cache rule matches the path (a `HEAD` uses the `GET` rule) | `no-rule`, `method` |
+//! | no `Authorization`/`Cookie` header, unless the rule varies on it | `authorization`, `cookie` |
+//! | no `Range` header | `range` |
+//! | the store answered in time | `store-error`, `store-timeout`, `store-unavailable` |
+//! | the request is not `HEAD` (a `HEAD` hit is served, a `HEAD` miss never stores an empty body) | `head` |
+//! | the status is one of the rule's (200 by default) | `status` |
+//! | no `Set-Cookie`; no `Cache-Control: no-store`, `private` or `no-cache` | `set-cookie`, `no-store`, `private`, `no-cache` |
+//! | `max-age`/`s-maxage` not 0 (they can shorten the TTL, never lengthen it) | `max-age` |
+//! | no `Vary: *`, and every `Vary` header is one the rule varies on | `vary` |
+//! | the body fits the size limit (4 MiB by default) and completes without error | `too-large` |
+//!
+//! The `Cache-Control` sent to clients is the inner service's, never the
+//! server-side TTL: browsers and CDNs must not outlive an invalidation.
+//!
+//! # Failure policy
+//!
+//! The cache never takes the site down. When the store errors or misses its
+//! deadline ([`TaggedCacheLayer::store_timeout`]), the request is served by
+//! the inner service and nothing is stored; a rate-limited warning is logged.
+//! After repeated failures the store is skipped for a while
+//! ([`TaggedCacheLayer::circuit_breaker`]) and probed again. Errors of
+//! [`Invalidator`] calls are returned: the caller must know the bump did not
+//! happen.
+//!
+//! # Keys and store layout
+//!
+//! See the [`key`] module for how keys are derived and how they look in
+//! Redis.
+//!
+//! # Feature flags
+//!
+//! | Name | Description | Default? |
+//! |---|---|---|
+//! | `memory` | [`MemoryStore`], the embedded in-process store | Yes |
+//! | `redis` | [`RedisStore`], on a multiplexed Redis `ConnectionManager` | Yes |
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+pub mod invalidate;
+pub mod key;
+pub mod layer;
+pub mod rules;
+pub mod store;
+
+pub use tower_layer;
+
+/// Alias for a type-erased error type.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[doc(inline)]
+pub use self::{
+    error::{ConfigError, Error, ErrorKind},
+    invalidate::Invalidator,
+    key::{FragmentedKey, Tag, TagTemplate, VaryOn, Version},
+    layer::{CACHE_STATUS, TaggedCache, TaggedCacheLayer},
+    rules::CacheRule,
+    store::Store,
+};
+
+#[cfg(feature = "memory")]
+#[doc(inline)]
+pub use self::store::MemoryStore;
+
+#[cfg(feature = "redis")]
+#[doc(inline)]
+pub use self::store::RedisStore;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

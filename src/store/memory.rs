@@ -1,0 +1,246 @@
+use std::{sync::Arc, time::Duration, time::Instant};
+
+use bytes::Bytes;
+use moka::{Expiry, sync::Cache};
+
+use super::{DEFAULT_PREFIX, DEFAULT_VERSION_TTL, EntryKey, Lookup, Store};
+use crate::{
+    Error,
+    key::{self, FragmentedKey, Tag, Version},
+};
+
+/// Default byte budget of a [`MemoryStore`]'s entries: 64 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Default number of tag versions a [`MemoryStore`] keeps.
+const DEFAULT_MAX_VERSIONS: u64 = 1_000_000;
+
+/// The embedded, in-process store (the default).
+///
+/// Entries live in a [moka](https://docs.rs/moka) cache bounded by bytes
+/// (key plus encoded response), each with its own TTL; tag versions live in a
+/// second cache bounded by count, with the version TTL. Evicting a version
+/// only costs misses: a re-seeded version is a fresh random token, so no old
+/// entry comes back.
+///
+/// `MemoryStore` is a cheap-`Clone` handle: clones share the same caches, no
+/// lock needed. It serves one process; use [`RedisStore`](crate::RedisStore)
+/// to share a cache across app servers.
+///
+/// ```
+/// use tower_tagged_cache::MemoryStore;
+///
+/// let store = MemoryStore::builder().max_bytes(16 * 1024 * 1024).build();
+/// # let _ = store;
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    entries: Cache<String, Stored>,
+    versions: Cache<String, Version>,
+    epoch_key: String,
+    prefix: String,
+    entry_prefix: String,
+}
+
+#[derive(Clone)]
+struct Stored {
+    bytes: Bytes,
+    ttl: Duration,
+}
+
+struct PerEntryTtl;
+
+impl Expiry<String, Stored> for PerEntryTtl {
+    fn expire_after_create(&self, _: &String, value: &Stored, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        value: &Stored,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// Builds a [`MemoryStore`]. See [`MemoryStore::builder`].
+#[derive(Debug, Clone)]
+pub struct MemoryStoreBuilder {
+    max_bytes: u64,
+    max_versions: u64,
+    version_ttl: Duration,
+    prefix: String,
+}
+
+impl MemoryStoreBuilder {
+    /// The byte budget of stored entries. Defaults to 64 MiB.
+    pub fn max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// How many tag versions to keep. Defaults to one million.
+    pub fn max_versions(mut self, max_versions: u64) -> Self {
+        self.max_versions = max_versions;
+        self
+    }
+
+    /// How long a tag version lives after it was seeded or bumped. Defaults
+    /// to seven days.
+    pub fn version_ttl(mut self, ttl: Duration) -> Self {
+        self.version_ttl = ttl;
+        self
+    }
+
+    /// The key prefix (only visible in entry keys). Defaults to `ttc`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Builds the store.
+    pub fn build(self) -> MemoryStore {
+        let entries = Cache::builder()
+            .max_capacity(self.max_bytes)
+            .weigher(|k: &String, v: &Stored| {
+                u32::try_from(k.len() + v.bytes.len()).unwrap_or(u32::MAX)
+            })
+            .expire_after(PerEntryTtl)
+            .build();
+        let versions = Cache::builder()
+            .max_capacity(self.max_versions)
+            .time_to_live(self.version_ttl)
+            .build();
+        MemoryStore {
+            inner: Arc::new(Inner {
+                entries,
+                versions,
+                epoch_key: key::epoch_key(&self.prefix),
+                entry_prefix: key::entry_key_prefix(&self.prefix),
+                prefix: self.prefix,
+            }),
+        }
+    }
+}
+
+impl MemoryStore {
+    /// A store with the default limits (64 MiB of entries).
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// Starts configuring a store.
+    pub fn builder() -> MemoryStoreBuilder {
+        MemoryStoreBuilder {
+            max_bytes: DEFAULT_MAX_BYTES,
+            max_versions: DEFAULT_MAX_VERSIONS,
+            version_ttl: DEFAULT_VERSION_TTL,
+            prefix: DEFAULT_PREFIX.to_owned(),
+        }
+    }
+
+    /// Drops the versions of these tags, as eviction would. Entries stored
+    /// under them become unreachable; the next lookup seeds fresh versions.
+    pub fn forget_versions(&self, tags: &[Tag]) {
+        for tag in tags {
+            self.inner
+                .versions
+                .invalidate(&key::version_key(&self.inner.prefix, tag));
+        }
+    }
+
+    /// Bytes currently held by entries (approximate: moka applies pending
+    /// writes lazily).
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.entries.run_pending_tasks();
+        self.inner.entries.weighted_size()
+    }
+
+    fn seeded(&self, key: String) -> Version {
+        self.inner
+            .versions
+            .entry(key)
+            .or_insert_with(Version::random)
+            .into_value()
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("prefix", &self.inner.prefix)
+            .field("entries", &self.inner.entries.entry_count())
+            .field("versions", &self.inner.versions.entry_count())
+            .finish()
+    }
+}
+
+impl Store for MemoryStore {
+    async fn lookup<'a>(&'a self, key: &'a FragmentedKey) -> Result<Lookup, Error> {
+        let mut versions = Vec::with_capacity(key.tags().len() + 1);
+        versions.push(self.seeded(self.inner.epoch_key.clone()));
+        for tag in key.tags() {
+            versions.push(self.seeded(key::version_key(&self.inner.prefix, tag)));
+        }
+        let entry_key = EntryKey::new(&self.inner.entry_prefix, key, &versions);
+        let entry = self
+            .inner
+            .entries
+            .get(entry_key.as_str())
+            .map(|stored| stored.bytes);
+        Ok(Lookup {
+            entry_key,
+            versions,
+            entry,
+        })
+    }
+
+    async fn put(&self, key: EntryKey, value: Bytes, ttl: Duration) -> Result<(), Error> {
+        if !ttl.is_zero() {
+            self.inner
+                .entries
+                .insert(key.0, Stored { bytes: value, ttl });
+        }
+        Ok(())
+    }
+
+    async fn bump<'a>(&'a self, tags: &'a [Tag]) -> Result<(), Error> {
+        for tag in tags {
+            self.inner
+                .versions
+                .insert(key::version_key(&self.inner.prefix, tag), Version::random());
+        }
+        Ok(())
+    }
+
+    async fn bump_epoch(&self) -> Result<(), Error> {
+        self.inner
+            .versions
+            .insert(self.inner.epoch_key.clone(), Version::random());
+        Ok(())
+    }
+
+    async fn versions<'a>(&'a self, tags: &'a [Tag]) -> Result<Vec<Option<Version>>, Error> {
+        Ok(tags
+            .iter()
+            .map(|tag| {
+                self.inner
+                    .versions
+                    .get(&key::version_key(&self.inner.prefix, tag))
+            })
+            .collect())
+    }
+}

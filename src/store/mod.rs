@@ -1,0 +1,117 @@
+//! Where tag versions and stored responses live.
+//!
+//! A [`Store`] keeps two kinds of data: the version of each tag (and of the
+//! global epoch), and entries (encoded responses) under entry keys derived
+//! from those versions. [`MemoryStore`] is the embedded default;
+//! [`RedisStore`] shares one cache across a fleet of app servers.
+//!
+//! Every store passes the same conformance suite (`tests/conformance.rs`):
+//!
+//! - [`lookup`](Store::lookup) returns the current versions, seeding missing
+//!   ones with fresh random tokens (only if still absent), and the entry under
+//!   the derived key, if any. On Redis this is one round trip.
+//! - [`put`](Store::put) stores entry bytes under a key with a TTL.
+//! - [`bump`](Store::bump) replaces the versions of N tags at once (one round
+//!   trip on Redis) with fresh random tokens: no read-modify-write, no lost
+//!   update, and an evicted version can never come back as an old value.
+//! - [`versions`](Store::versions) reads versions without seeding.
+
+use std::{fmt, future::Future, time::Duration};
+
+use bytes::Bytes;
+
+use crate::{
+    Error,
+    key::{FragmentedKey, Tag, Version},
+};
+
+pub mod entry;
+#[cfg(feature = "memory")]
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+
+#[cfg(feature = "memory")]
+#[doc(inline)]
+pub use self::memory::{DEFAULT_MAX_BYTES, MemoryStore, MemoryStoreBuilder};
+#[cfg(feature = "redis")]
+#[doc(inline)]
+pub use self::redis::{
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RedisStore, RedisStoreBuilder,
+};
+
+/// Default prefix of every store key.
+pub const DEFAULT_PREFIX: &str = "ttc";
+
+/// Default lifetime of a tag version: seven days, refreshed on every bump.
+pub const DEFAULT_VERSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The full store key of one entry, as derived by a [`Store::lookup`].
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct EntryKey(String);
+
+impl EntryKey {
+    pub(crate) fn new(prefix_e: &str, key: &FragmentedKey, versions: &[Version]) -> Self {
+        let mut s = String::with_capacity(prefix_e.len() + 105);
+        s.push_str(prefix_e);
+        s.push_str(&key.entry_id(versions));
+        Self(s)
+    }
+
+    /// The key as the store writes it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for EntryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EntryKey({})", self.0)
+    }
+}
+
+/// What a [`Store::lookup`] found.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// The key the response must be stored under: derived from the versions
+    /// below, never re-derived later.
+    pub entry_key: EntryKey,
+    /// The epoch version followed by one version per tag, in the key's tag
+    /// order.
+    pub versions: Vec<Version>,
+    /// The stored bytes, if there was an entry.
+    pub entry: Option<Bytes>,
+}
+
+/// A place for tag versions and entries.
+///
+/// Implementations are cheap-`Clone` handles (clones share the same data, no
+/// lock needed by callers) and never panic on bad bytes from a server.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Reads (seeding when missing) the versions of the epoch and of the key's
+    /// tags, derives the entry key and reads the entry.
+    fn lookup<'a>(
+        &'a self,
+        key: &'a FragmentedKey,
+    ) -> impl Future<Output = Result<Lookup, Error>> + Send + 'a;
+
+    /// Stores an entry for `ttl`.
+    fn put(
+        &self,
+        key: EntryKey,
+        value: Bytes,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), Error>> + Send + '_;
+
+    /// Replaces the versions of `tags` with fresh random ones, all at once.
+    fn bump<'a>(&'a self, tags: &'a [Tag]) -> impl Future<Output = Result<(), Error>> + Send + 'a;
+
+    /// Replaces the epoch: every entry of this store becomes unreachable.
+    fn bump_epoch(&self) -> impl Future<Output = Result<(), Error>> + Send + '_;
+
+    /// Reads the versions of `tags` (`None` where a tag has none yet).
+    fn versions<'a>(
+        &'a self,
+        tags: &'a [Tag],
+    ) -> impl Future<Output = Result<Vec<Option<Version>>, Error>> + Send + 'a;
+}
