@@ -1,1 +1,148 @@
-fn main() {}
+//! An axum app with its user pages cached under `User:{id}` and invalidated
+//! when a user is updated.
+//!
+//! Run with
+//!
+//! ```text
+//! cargo run --example quickstart                                        # memory store
+//! REDIS_URL=redis://127.0.0.1:6379/ cargo run --example quickstart      # Redis store
+//! PORT=8080 cargo run --example quickstart                              # another port
+//! ```
+//!
+//! Then
+//!
+//! ```text
+//! curl -i localhost:3000/users/1          # cache-status: tower-tagged-cache; fwd=miss; stored
+//! curl -i localhost:3000/users/1          # cache-status: tower-tagged-cache; hit
+//! curl -X PUT -H 'content-type: application/json' -d '{"name":"Ada"}' localhost:3000/users/1
+//! curl -i localhost:3000/users/1          # a miss, with the new name
+//! ```
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Deserialize;
+use serde_json::json;
+use tower_tagged_cache::{
+    CacheRule, ConfigError, MemoryStore, RedisStore, Store, TaggedCacheLayer,
+};
+
+/// Deadline of every store call: past it, requests are served uncached.
+pub const STORE_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Stands in for a database: user id to name, seeded with users 1 to 100.
+#[derive(Clone, Debug)]
+pub struct Db(Arc<RwLock<HashMap<u64, String>>>);
+
+impl Db {
+    /// Users 1 to 100, named `User 1` to `User 100`.
+    pub fn seeded() -> Self {
+        let users = (1..=100).map(|id| (id, format!("User {id}"))).collect();
+        Self(Arc::new(RwLock::new(users)))
+    }
+}
+
+/// The app: `GET /users/{id}` cached under `User:{id}` for 60 s, and
+/// `PUT /users/{id}` invalidating that tag once the update succeeded.
+pub fn app<St: Store>(store: St, db: Db) -> Result<Router, ConfigError> {
+    let cache = TaggedCacheLayer::new(store)
+        .store_timeout(STORE_TIMEOUT)
+        .rule(
+            CacheRule::get("/users/{id}")
+                .name("user_detail")
+                .tags(["User:{id}"])
+                .ttl(Duration::from_secs(60)),
+        )?
+        .rule(CacheRule::put("/users/{id}").invalidates(["User:{id}"]))?;
+    Ok(Router::new()
+        .route("/users/{id}", get(show_user).put(update_user))
+        .with_state(db)
+        .layer(cache))
+}
+
+async fn show_user(State(db): State<Db>, Path(id): Path<u64>) -> Response {
+    // Simulated work: the reason to cache.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let name = db.0.read().unwrap().get(&id).cloned();
+    match name {
+        Some(name) => Json(json!({ "id": id, "name": name, "computed_at": now() })).into_response(),
+        None => not_found(id),
+    }
+}
+
+#[derive(Deserialize)]
+struct UpdateUser {
+    name: String,
+}
+
+async fn update_user(
+    State(db): State<Db>,
+    Path(id): Path<u64>,
+    Json(update): Json<UpdateUser>,
+) -> Response {
+    let mut users = db.0.write().unwrap();
+    match users.get_mut(&id) {
+        Some(name) => {
+            name.clone_from(&update.name);
+            // The layer bumps `User:{id}` after this 2xx response.
+            Json(json!({ "id": id, "name": update.name })).into_response()
+        }
+        None => not_found(id),
+    }
+}
+
+fn not_found(id: u64) -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no user {id}") }))).into_response()
+}
+
+/// Seconds since the Unix epoch, with nanoseconds: differs on every call.
+fn now() -> String {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
+async fn serve<St: Store>(store: St, label: String) -> Result<(), Box<dyn std::error::Error>> {
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) => p.parse().map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
+        Err(_) => 3000,
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!(
+        "quickstart listening on http://{} (store: {label})",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app(store, Db::seeded())?).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "tower_tagged_cache=warn".into()),
+        )
+        .init();
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => {
+            let store = RedisStore::builder(url.as_str())
+                .command_timeout(STORE_TIMEOUT)
+                .connect()
+                .await
+                .map_err(|e| format!("cannot connect to Redis at {url}: {e}"))?;
+            serve(store, format!("redis at {url}")).await
+        }
+        _ => serve(MemoryStore::new(), "memory".to_owned()).await,
+    }
+}

@@ -281,6 +281,10 @@ fn hit<B>(entry: CachedResponse, head: bool) -> Response<ResponseBody<B>> {
         ..
     } = entry;
     headers.insert(header::AGE, HeaderValue::from(age));
+    if !headers.contains_key(header::CONTENT_LENGTH) {
+        // A HEAD answer carries the length of the GET body it stands for.
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
     headers.append(CACHE_STATUS, policy::hit_status());
     let body = if head {
         ResponseBody::cached(bytes::Bytes::new(), None)

@@ -1,0 +1,557 @@
+//! The layer end to end over a tower service, against both stores.
+
+mod support;
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use support::{
+    observed::Observed,
+    scripted::{Scripted, Step},
+};
+use tokio::sync::Notify;
+use tower::{Service, ServiceExt, service_fn, util::BoxCloneService};
+use tower_tagged_cache::{
+    CacheRule, Invalidator, Store, TaggedCacheLayer, VaryOn, layer::ResponseBody,
+    tower_layer::Layer,
+};
+
+type Svc = BoxCloneService<Request<Full<Bytes>>, Response<ResponseBody<Scripted>>, Infallible>;
+
+/// What a test sees of one response.
+#[derive(Debug)]
+struct Seen {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    trailers: Option<HeaderMap>,
+}
+
+impl Seen {
+    fn cache_status(&self) -> &str {
+        self.headers
+            .get("cache-status")
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("<none>")
+    }
+}
+
+async fn send(svc: &mut Svc, req: Request<Full<Bytes>>) -> Seen {
+    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    let collected = body.collect().await.expect("body");
+    Seen {
+        status: parts.status,
+        headers: parts.headers,
+        trailers: collected.trailers().cloned(),
+        body: collected.to_bytes(),
+    }
+}
+
+fn get(uri: &str) -> Request<Full<Bytes>> {
+    Request::get(uri).body(Full::default()).unwrap()
+}
+
+/// Wraps an origin function with a call counter.
+fn origin<F>(calls: Arc<AtomicUsize>, f: F) -> impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send> + Clone + Send + 'static
+where
+    F: Fn(Request<Full<Bytes>>, usize) -> Response<Scripted> + Clone + Send + Sync + 'static,
+{
+    service_fn(move |req| {
+        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let f = f.clone();
+        async move { Ok::<_, Infallible>(f(req, n)) }
+    })
+}
+
+fn stack<St: Store>(layer: TaggedCacheLayer<St>, inner: impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send> + Clone + Send + 'static) -> Svc {
+    BoxCloneService::new(layer.layer(inner))
+}
+
+fn user_rule() -> CacheRule {
+    CacheRule::get("/users/{id}").tags(["User:{id}"]).ttl(Duration::from_secs(60))
+}
+
+/// An origin that answers `call #n for <path>`.
+fn counting(calls: &Arc<AtomicUsize>) -> impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send> + Clone + Send + 'static {
+    origin(calls.clone(), |req, n| {
+        Response::new(Scripted::full(format!("call #{n} for {}", req.uri())))
+    })
+}
+
+async fn miss_hit_invalidate<St: Store>(store: St) {
+    let store = Observed::new(store);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store.clone()).rule(user_rule()).unwrap();
+    let invalidator = layer.invalidator();
+    let mut svc = stack(layer, counting(&calls));
+
+    let first = send(&mut svc, get("/users/42")).await;
+    assert_eq!(first.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+    assert_eq!(first.body, "call #1 for /users/42");
+    store.puts_reached(1).await;
+
+    let second = send(&mut svc, get("/users/42")).await;
+    assert_eq!(second.cache_status(), "tower-tagged-cache; hit");
+    assert_eq!(second.body, first.body);
+    assert_eq!(second.status, StatusCode::OK);
+    let age: u64 = second.headers["age"].to_str().unwrap().parse().unwrap();
+    assert!(age <= 5, "age {age}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // Another user is another entry.
+    let other = send(&mut svc, get("/users/7")).await;
+    assert_eq!(other.body, "call #2 for /users/7");
+    store.puts_reached(2).await;
+
+    invalidator.invalidate(["User:42"]).await.unwrap();
+    let third = send(&mut svc, get("/users/42")).await;
+    assert_eq!(third.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+    assert_eq!(third.body, "call #3 for /users/42");
+    // User:7 was not touched.
+    let other_again = send(&mut svc, get("/users/7")).await;
+    assert_eq!(other_again.cache_status(), "tower-tagged-cache; hit");
+    assert_eq!(other_again.body, "call #2 for /users/7");
+}
+
+async fn head_uses_the_get_entry<St: Store>(store: St) {
+    let store = Observed::new(store);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store.clone()).rule(user_rule()).unwrap();
+    let mut svc = stack(layer, counting(&calls));
+    let head = || Request::head("/users/1").body(Full::default()).unwrap();
+
+    // A HEAD miss goes to the origin and stores nothing.
+    let cold = send(&mut svc, head()).await;
+    assert_eq!(cold.cache_status(), "tower-tagged-cache; fwd=miss; detail=head");
+    let first = send(&mut svc, get("/users/1")).await;
+    assert_eq!(first.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    store.puts_reached(1).await;
+    assert_eq!(store.puts(), 1, "the HEAD miss stored nothing");
+
+    let warm = send(&mut svc, head()).await;
+    assert_eq!(warm.cache_status(), "tower-tagged-cache; hit");
+    assert!(warm.body.is_empty());
+    assert_eq!(warm.headers["content-length"], first.body.len().to_string());
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+async fn unstorable_responses_pass_through<St: Store>(store: St) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store).rule(user_rule()).unwrap();
+    let inner = origin(calls.clone(), |req, n| {
+        let mut res = Response::new(Scripted::full(format!("call #{n}")));
+        match req.uri().path() {
+            "/users/404" => *res.status_mut() = StatusCode::NOT_FOUND,
+            "/users/500" => *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
+            "/users/cookie" => {
+                res.headers_mut().insert("set-cookie", HeaderValue::from_static("s=1"));
+            }
+            "/users/nostore" => {
+                res.headers_mut().insert("cache-control", HeaderValue::from_static("no-store"));
+            }
+            "/users/private" => {
+                res.headers_mut().insert("cache-control", HeaderValue::from_static("private, max-age=60"));
+            }
+            "/users/zero" => {
+                res.headers_mut().insert("cache-control", HeaderValue::from_static("max-age=0"));
+            }
+            "/users/varystar" => {
+                res.headers_mut().insert("vary", HeaderValue::from_static("*"));
+            }
+            "/users/varylang" => {
+                res.headers_mut().insert("vary", HeaderValue::from_static("Accept-Language"));
+            }
+            _ => unreachable!(),
+        }
+        res
+    });
+    let mut svc = stack(layer, inner);
+    let cases = [
+        ("/users/404", "status"),
+        ("/users/500", "status"),
+        ("/users/cookie", "set-cookie"),
+        ("/users/nostore", "no-store"),
+        ("/users/private", "private"),
+        ("/users/zero", "max-age"),
+        ("/users/varystar", "vary"),
+        ("/users/varylang", "vary"),
+    ];
+    for (path, detail) in cases {
+        let before = calls.load(Ordering::SeqCst);
+        for _ in 0..2 {
+            let seen = send(&mut svc, get(path)).await;
+            assert_eq!(
+                seen.cache_status(),
+                format!("tower-tagged-cache; fwd=miss; detail={detail}"),
+                "{path}"
+            );
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), before + 2, "{path} was served from cache");
+    }
+}
+
+async fn incomplete_and_oversized_bodies_are_not_stored<St: Store>(store: St) {
+    let store = Observed::new(store);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store.clone())
+        .max_body_size(64)
+        .rule(user_rule())
+        .unwrap();
+    let inner = origin(calls.clone(), |req, _| match req.uri().path() {
+        "/users/broken" => Response::new(Scripted::steps([
+            Step::Data(Bytes::from_static(b"half a bo")),
+            Step::Error("connection reset"),
+        ])),
+        "/users/big-streamed" => Response::new(Scripted::steps(
+            (0..10).map(|_| Step::Data(Bytes::from(vec![b'x'; 10]))),
+        )),
+        "/users/big-declared" => Response::new(Scripted::full(vec![b'y'; 100])),
+        _ => unreachable!(),
+    });
+    let mut svc = stack(layer, inner);
+
+    // A body that fails mid-stream reaches the client as an error and is
+    // never stored.
+    for _ in 0..2 {
+        let res = svc.ready().await.unwrap().call(get("/users/broken")).await.unwrap();
+        assert!(res.into_body().collect().await.is_err());
+    }
+    // Over the limit, found while streaming: served whole, not stored.
+    for _ in 0..2 {
+        let seen = send(&mut svc, get("/users/big-streamed")).await;
+        assert_eq!(seen.body.len(), 100);
+    }
+    // Over the limit, known from the size hint: said up front.
+    let seen = send(&mut svc, get("/users/big-declared")).await;
+    assert_eq!(seen.cache_status(), "tower-tagged-cache; fwd=miss; detail=too-large");
+    assert_eq!(seen.body.len(), 100);
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert_eq!(store.puts(), 0);
+}
+
+async fn trailers_are_stored_and_replayed<St: Store>(store: St) {
+    let store = Observed::new(store);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store.clone()).rule(user_rule()).unwrap();
+    let inner = origin(calls.clone(), |_, _| {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        Response::new(Scripted::steps([
+            Step::Data(Bytes::from_static(b"part one, ")),
+            Step::Data(Bytes::from_static(b"part two")),
+            Step::Trailers(trailers),
+        ]))
+    });
+    let mut svc = stack(layer, inner);
+    let miss = send(&mut svc, get("/users/1")).await;
+    assert_eq!(miss.body, "part one, part two");
+    assert_eq!(miss.trailers.as_ref().unwrap()["grpc-status"], "0");
+    store.puts_reached(1).await;
+    let hit = send(&mut svc, get("/users/1")).await;
+    assert_eq!(hit.cache_status(), "tower-tagged-cache; hit");
+    assert_eq!(hit.body, "part one, part two");
+    assert_eq!(hit.trailers.as_ref().unwrap()["grpc-status"], "0");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+async fn vary_on_values_never_share_an_entry<St: Store>(store: St) {
+    let store = Observed::new(store);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(
+            user_rule()
+                .vary_on(VaryOn::header("accept-language"))
+                .vary_on(VaryOn::from_fn("tenant", |p| {
+                    p.headers.get("x-tenant")?.to_str().ok().map(str::to_owned)
+                })),
+        )
+        .unwrap();
+    let inner = origin(calls.clone(), |req, n| {
+        let lang = req.headers().get("accept-language").map(|v| v.to_str().unwrap().to_owned());
+        let tenant = req.headers().get("x-tenant").map(|v| v.to_str().unwrap().to_owned());
+        Response::new(Scripted::full(format!("#{n} lang={lang:?} tenant={tenant:?}")))
+    });
+    let mut svc = stack(layer, inner);
+    let req = |lang: Option<&str>, tenant: Option<&str>| {
+        let mut b = Request::get("/users/1");
+        if let Some(l) = lang {
+            b = b.header("accept-language", l);
+        }
+        if let Some(t) = tenant {
+            b = b.header("x-tenant", t);
+        }
+        b.body(Full::default()).unwrap()
+    };
+    let variants = [
+        (None, None),
+        (Some("en"), None),
+        (Some("fr"), None),
+        (Some(""), None),
+        (Some("en"), Some("a")),
+        (Some("en"), Some("b")),
+    ];
+    let mut bodies = Vec::new();
+    for (i, (lang, tenant)) in variants.iter().enumerate() {
+        let seen = send(&mut svc, req(*lang, *tenant)).await;
+        assert_eq!(seen.cache_status(), "tower-tagged-cache; fwd=miss; stored", "{lang:?} {tenant:?}");
+        store.puts_reached(i + 1).await;
+        bodies.push(seen.body);
+    }
+    for ((lang, tenant), body) in variants.iter().zip(&bodies) {
+        let seen = send(&mut svc, req(*lang, *tenant)).await;
+        assert_eq!(seen.cache_status(), "tower-tagged-cache; hit");
+        assert_eq!(&seen.body, body, "{lang:?} {tenant:?} got another variant's body");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), variants.len());
+}
+
+async fn credentials_bypass_unless_varied_on<St: Store>(store: St) {
+    let store = Observed::new(store);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap()
+        .rule(
+            CacheRule::get("/me/{id}")
+                .tags(["User:{id}"])
+                .vary_on(VaryOn::header("authorization")),
+        )
+        .unwrap();
+    let inner = origin(calls.clone(), |req, n| {
+        let who = req.headers().get("authorization").map(|v| v.to_str().unwrap().to_owned());
+        Response::new(Scripted::full(format!("#{n} private page of {who:?}")))
+    });
+    let mut svc = stack(layer, inner);
+    let with = |path: &str, header: &str, value: &str| {
+        Request::get(path).header(header, value).body(Full::default()).unwrap()
+    };
+    // Warm the shared entry, then make sure credentialed requests neither
+    // read it nor write it.
+    send(&mut svc, get("/users/1")).await;
+    store.puts_reached(1).await;
+    let alice = send(&mut svc, with("/users/1", "authorization", "Bearer alice")).await;
+    assert_eq!(alice.cache_status(), "tower-tagged-cache; fwd=bypass; detail=authorization");
+    assert!(alice.body.ends_with(b"Some(\"Bearer alice\")"));
+    let cookie = send(&mut svc, with("/users/1", "cookie", "session=bob")).await;
+    assert_eq!(cookie.cache_status(), "tower-tagged-cache; fwd=bypass; detail=cookie");
+    let anon = send(&mut svc, get("/users/1")).await;
+    assert_eq!(anon.cache_status(), "tower-tagged-cache; hit");
+    assert!(anon.body.ends_with(b"None"), "anonymous got {:?}", anon.body);
+
+    // A rule that varies on Authorization keeps one entry per credential.
+    let a1 = send(&mut svc, with("/me/1", "authorization", "Bearer alice")).await;
+    store.puts_reached(2).await;
+    let b1 = send(&mut svc, with("/me/1", "authorization", "Bearer bob")).await;
+    store.puts_reached(3).await;
+    let a2 = send(&mut svc, with("/me/1", "authorization", "Bearer alice")).await;
+    let b2 = send(&mut svc, with("/me/1", "authorization", "Bearer bob")).await;
+    assert_eq!(a2.cache_status(), "tower-tagged-cache; hit");
+    assert_eq!(b2.cache_status(), "tower-tagged-cache; hit");
+    assert_eq!(a1.body, a2.body);
+    assert_eq!(b1.body, b2.body);
+    assert_ne!(a1.body, b1.body);
+}
+
+/// The hazard of every tag cache: a bump that lands while a slow request is
+/// computing. The slow response was read from old data and must not be
+/// served after the bump.
+async fn bump_during_slow_request_is_not_undone<St: Store>(store: St) {
+    let store = Observed::new(store);
+    let db = Arc::new(Mutex::new("old name".to_owned()));
+    let entered = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store.clone()).rule(user_rule()).unwrap();
+    let invalidator = layer.invalidator();
+    let inner = {
+        let (db, entered, release, calls) = (db.clone(), entered.clone(), release.clone(), calls.clone());
+        service_fn(move |_req: Request<Full<Bytes>>| {
+            let (db, entered, release) = (db.clone(), entered.clone(), release.clone());
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                let name = db.lock().unwrap().clone();
+                if n == 1 {
+                    // The first request read the old data; now it is slow.
+                    entered.notify_one();
+                    release.notified().await;
+                }
+                Ok::<_, Infallible>(Response::new(Scripted::full(name)))
+            }
+        })
+    };
+    let mut svc = stack(layer, inner);
+    let slow = {
+        let mut svc = svc.clone();
+        tokio::spawn(async move { send(&mut svc, get("/users/1")).await })
+    };
+    entered.notified().await;
+    *db.lock().unwrap() = "new name".to_owned();
+    invalidator.invalidate(["User:1"]).await.unwrap();
+    release.notify_one();
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.body, "old name");
+    store.puts_reached(1).await; // the slow response was stored, under the old versions
+
+    let next = send(&mut svc, get("/users/1")).await;
+    assert_eq!(next.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+    assert_eq!(next.body, "new name");
+    store.puts_reached(2).await;
+    let after = send(&mut svc, get("/users/1")).await;
+    assert_eq!(after.cache_status(), "tower-tagged-cache; hit");
+    assert_eq!(after.body, "new name");
+}
+
+async fn write_rules_bump_after_success_only<St: Store>(store: St) {
+    let layer = TaggedCacheLayer::new(store)
+        .rule(user_rule())
+        .unwrap()
+        .rule(CacheRule::put("/users/{id}").invalidates(["User:{id}", "Dashboard"]))
+        .unwrap();
+    let invalidator = layer.invalidator();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let inner = origin(calls, |req, _| {
+        let mut res = Response::new(Scripted::full("ok"));
+        if req.uri().path() == "/users/13" {
+            *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        }
+        res
+    });
+    let mut svc = stack(layer, inner);
+    let put = |uri: &str| Request::put(uri).body(Full::default()).unwrap();
+
+    assert_eq!(invalidator.tag_version("User:1").await.unwrap(), None);
+    let ok = send(&mut svc, put("/users/1")).await;
+    assert_eq!(ok.cache_status(), "tower-tagged-cache; fwd=bypass; detail=method");
+    let v1 = invalidator.tag_version("User:1").await.unwrap().expect("bumped");
+    let d1 = invalidator.tag_version("Dashboard").await.unwrap().expect("bumped");
+    send(&mut svc, put("/users/1")).await;
+    assert_ne!(invalidator.tag_version("User:1").await.unwrap().unwrap(), v1);
+    assert_ne!(invalidator.tag_version("Dashboard").await.unwrap().unwrap(), d1);
+
+    // A failed write bumps nothing.
+    let d2 = invalidator.tag_version("Dashboard").await.unwrap();
+    let failed = send(&mut svc, put("/users/13")).await;
+    assert_eq!(failed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(invalidator.tag_version("User:13").await.unwrap(), None);
+    assert_eq!(invalidator.tag_version("Dashboard").await.unwrap(), d2);
+}
+
+async fn handlers_find_the_invalidator<St: Store>(store: St) {
+    let store = Observed::new(store);
+    let layer = TaggedCacheLayer::new(store.clone()).rule(user_rule()).unwrap();
+    let inner = service_fn(|req: Request<Full<Bytes>>| async move {
+        if req.method() == http::Method::POST {
+            let inv = req.extensions().get::<Invalidator<Observed<St>>>().expect("invalidator extension");
+            inv.invalidate(["User:5"]).await.unwrap();
+        }
+        Ok::<_, Infallible>(Response::new(Scripted::full(format!("{:?}", std::time::Instant::now()))))
+    });
+    let mut svc = stack(layer, inner);
+    let first = send(&mut svc, get("/users/5")).await;
+    store.puts_reached(1).await;
+    assert_eq!(send(&mut svc, get("/users/5")).await.body, first.body);
+    let post = Request::post("/admin/flush-user-5").body(Full::default()).unwrap();
+    assert_eq!(send(&mut svc, post).await.cache_status(), "tower-tagged-cache; fwd=bypass; detail=method");
+    let after = send(&mut svc, get("/users/5")).await;
+    assert_eq!(after.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+    assert_ne!(after.body, first.body);
+}
+
+async fn percent_encoded_params_share_the_tag<St: Store>(store: St) {
+    let store = Observed::new(store);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store.clone()).rule(user_rule()).unwrap();
+    let invalidator = layer.invalidator();
+    let mut svc = stack(layer, counting(&calls));
+    send(&mut svc, get("/users/4%32")).await;
+    store.puts_reached(1).await;
+    assert_eq!(send(&mut svc, get("/users/4%32")).await.cache_status(), "tower-tagged-cache; hit");
+    // `/users/4%32` is user 42 to axum: bumping User:42 must reach it.
+    invalidator.invalidate(["User:42"]).await.unwrap();
+    assert_eq!(
+        send(&mut svc, get("/users/4%32")).await.cache_status(),
+        "tower-tagged-cache; fwd=miss; stored"
+    );
+    let bad = send(&mut svc, get("/users/%ff")).await;
+    assert_eq!(bad.cache_status(), "tower-tagged-cache; fwd=bypass; detail=bad-path");
+    let none = send(&mut svc, get("/elsewhere")).await;
+    assert_eq!(none.cache_status(), "tower-tagged-cache; fwd=bypass; detail=no-rule");
+}
+
+async fn query_strings_are_part_of_the_key<St: Store>(store: St) {
+    let store = Observed::new(store);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap()
+        .rule(
+            CacheRule::get("/feed")
+                .tags(["Feed"])
+                .ignore_query()
+                .vary_on(VaryOn::query("page")),
+        )
+        .unwrap();
+    let mut svc = stack(layer, counting(&calls));
+    let a = send(&mut svc, get("/users/1?fields=name")).await;
+    store.puts_reached(1).await;
+    let b = send(&mut svc, get("/users/1?fields=email")).await;
+    assert_ne!(a.body, b.body);
+    store.puts_reached(2).await;
+    // With ignore_query, only the declared parameter counts.
+    send(&mut svc, get("/feed?page=2&utm_source=x")).await;
+    store.puts_reached(3).await;
+    let same = send(&mut svc, get("/feed?utm_source=y&page=2")).await;
+    assert_eq!(same.cache_status(), "tower-tagged-cache; hit");
+    let other = send(&mut svc, get("/feed?page=3")).await;
+    assert_eq!(other.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+}
+
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::support::trace_init();
+                    super::$name(tower_tagged_cache::MemoryStore::new()).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::support::trace_init();
+                    let redis = super::support::Redis::start();
+                    super::$name(redis.store().await).await
+                }
+            )*
+        }
+    };
+}
+
+both_stores!(
+    miss_hit_invalidate,
+    head_uses_the_get_entry,
+    unstorable_responses_pass_through,
+    incomplete_and_oversized_bodies_are_not_stored,
+    trailers_are_stored_and_replayed,
+    vary_on_values_never_share_an_entry,
+    credentials_bypass_unless_varied_on,
+    bump_during_slow_request_is_not_undone,
+    write_rules_bump_after_success_only,
+    handlers_find_the_invalidator,
+    percent_encoded_params_share_the_tag,
+    query_strings_are_part_of_the_key,
+);

@@ -1,0 +1,356 @@
+//! Test support: a private `redis-server` per test, on a free loopback port.
+//!
+//! Tests never touch a Redis they did not start, except the one named by
+//! `REDIS_URL` when the caller sets it (then every test uses its own key
+//! prefix). A test that cannot start or reach Redis fails with a message that
+//! says what to install.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tower_tagged_cache::RedisStore;
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn trace_init() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// A Redis for one test: a child `redis-server` this test owns, or the
+/// server of `REDIS_URL`.
+pub struct Redis {
+    child: Option<Child>,
+    port: u16,
+    url: String,
+    /// A key prefix unique to this test.
+    pub prefix: String,
+}
+
+impl Redis {
+    /// `REDIS_URL` when set, else a private server.
+    pub fn start() -> Self {
+        match std::env::var("REDIS_URL") {
+            Ok(url) if !url.is_empty() => Self {
+                child: None,
+                port: 0,
+                url,
+                prefix: unique_prefix(),
+            },
+            _ => Self::start_private(),
+        }
+    }
+
+    /// Always a private server (for tests that stop and restart it).
+    pub fn start_private() -> Self {
+        let mut last_err = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            match spawn(port) {
+                Ok(child) => {
+                    return Self {
+                        child: Some(child),
+                        port,
+                        url: format!("redis://127.0.0.1:{port}/"),
+                        prefix: unique_prefix(),
+                    };
+                }
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("could not start a private redis-server: {last_err}");
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A store on this server with the test's own prefix.
+    pub async fn store(&self) -> RedisStore {
+        RedisStore::builder(self.url())
+            .prefix(self.prefix.clone())
+            .command_timeout(Duration::from_millis(300))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to Redis at {}: {e}", self.url))
+    }
+
+    /// A plain connection for checks behind the store's back.
+    pub async fn raw(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to Redis at {}: {e}", self.url))
+    }
+
+    /// Kills the private server (as a crash would) and waits until it is gone.
+    pub fn kill(&mut self) {
+        let mut child = self
+            .child
+            .take()
+            .expect("kill() needs a private server (Redis::start_private)");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts the private server again on the same port.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart() after kill()");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match spawn(self.port) {
+                Ok(child) => {
+                    self.child = Some(child);
+                    return;
+                }
+                Err(e) if Instant::now() > deadline => panic!("could not restart redis-server: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn unique_prefix() -> String {
+    format!("ttc-test-{:016x}", rand_u64())
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// Spawns `redis-server` on `port` and waits until it answers `PING`.
+fn spawn(port: u16) -> Result<Child, String> {
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "cannot run redis-server ({e}); install it (`apt-get install redis-server`) \
+                 or set REDIS_URL to a server the tests may use"
+            )
+        })?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("redis-server on port {port} exited: {status}"));
+        }
+        if ping(port) {
+            return Ok(child);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!("redis-server on port {port} did not answer PING within 10 s"))
+}
+
+fn ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// Calls of one Redis command so far (`INFO commandstats`).
+pub async fn command_calls(conn: &mut redis::aio::MultiplexedConnection, cmd: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO commandstats");
+    let needle = format!("cmdstat_{cmd}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+pub mod scripted {
+    //! A response body that plays back scripted frames (data, trailers,
+    //! errors), for origins in tests.
+    use std::{
+        collections::VecDeque,
+        pin::Pin,
+        task::{Context, Poll},
+    };
+
+    use bytes::Bytes;
+    use http::HeaderMap;
+    use http_body::{Body, Frame, SizeHint};
+
+    #[derive(Debug)]
+    pub enum Step {
+        Data(Bytes),
+        Trailers(HeaderMap),
+        Error(&'static str),
+    }
+
+    #[derive(Debug, Default)]
+    pub struct Scripted {
+        steps: VecDeque<Step>,
+        exact_len: Option<u64>,
+    }
+
+    impl Scripted {
+        /// One data frame, with an exact size hint.
+        pub fn full(data: impl Into<Bytes>) -> Self {
+            let data = data.into();
+            Self {
+                exact_len: Some(data.len() as u64),
+                steps: VecDeque::from([Step::Data(data)]),
+            }
+        }
+
+        /// Frames of unknown total length.
+        pub fn steps(steps: impl IntoIterator<Item = Step>) -> Self {
+            Self {
+                steps: steps.into_iter().collect(),
+                exact_len: None,
+            }
+        }
+    }
+
+    impl Body for Scripted {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            Poll::Ready(self.steps.pop_front().map(|step| match step {
+                Step::Data(d) => Ok(Frame::data(d)),
+                Step::Trailers(t) => Ok(Frame::trailers(t)),
+                Step::Error(e) => Err(std::io::Error::other(e)),
+            }))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.steps.is_empty()
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            match self.exact_len {
+                Some(n) if self.steps.len() == 1 => SizeHint::with_exact(n),
+                _ => SizeHint::default(),
+            }
+        }
+    }
+}
+
+pub mod observed {
+    //! A store wrapper that reports completed writes, so tests can await the
+    //! background store write instead of sleeping. It delegates every call to
+    //! the real store; it fakes nothing.
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use tokio::sync::watch;
+    use tower_tagged_cache::{
+        Error, FragmentedKey, Store, Tag, Version,
+        store::{EntryKey, Lookup},
+    };
+
+    #[derive(Clone)]
+    pub struct Observed<St> {
+        pub inner: St,
+        puts: watch::Sender<usize>,
+    }
+
+    impl<St> Observed<St> {
+        pub fn new(inner: St) -> Self {
+            Self {
+                inner,
+                puts: watch::Sender::new(0),
+            }
+        }
+
+        /// Waits until `n` writes have completed in total (5 s at most).
+        pub async fn puts_reached(&self, n: usize) {
+            let mut rx = self.puts.subscribe();
+            tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|&p| p >= n))
+                .await
+                .unwrap_or_else(|_| panic!("store write #{n} never completed"))
+                .expect("sender alive");
+        }
+
+        /// Writes completed so far.
+        pub fn puts(&self) -> usize {
+            *self.puts.borrow()
+        }
+    }
+
+    impl<St: Store> Store for Observed<St> {
+        async fn lookup<'a>(&'a self, key: &'a FragmentedKey) -> Result<Lookup, Error> {
+            self.inner.lookup(key).await
+        }
+
+        async fn put(&self, key: EntryKey, value: Bytes, ttl: Duration) -> Result<(), Error> {
+            let result = self.inner.put(key, value, ttl).await;
+            self.puts.send_modify(|p| *p += 1);
+            result
+        }
+
+        async fn bump<'a>(&'a self, tags: &'a [Tag]) -> Result<(), Error> {
+            self.inner.bump(tags).await
+        }
+
+        async fn bump_epoch(&self) -> Result<(), Error> {
+            self.inner.bump_epoch().await
+        }
+
+        async fn versions<'a>(&'a self, tags: &'a [Tag]) -> Result<Vec<Option<Version>>, Error> {
+            self.inner.versions(tags).await
+        }
+    }
+}
