@@ -1,0 +1,313 @@
+//! Failure policy and Redis specifics: fail open on store errors, timeouts and
+//! a dead Redis; one command per hit; corrupt entries.
+
+mod support;
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use support::{Redis, observed::Observed};
+use tower::{Service, ServiceExt, service_fn, util::BoxCloneService};
+use tower_tagged_cache::{
+    CacheRule, Error, FragmentedKey, Store, Tag, TaggedCacheLayer, Version,
+    layer::ResponseBody,
+    store::{EntryKey, Lookup},
+    tower_layer::Layer,
+};
+
+type Svc = BoxCloneService<Request<Full<Bytes>>, Response<ResponseBody<Full<Bytes>>>, Infallible>;
+
+fn service<St: Store>(layer: TaggedCacheLayer<St>, calls: Arc<AtomicUsize>) -> Svc {
+    let layer = layer
+        .rule(CacheRule::get("/users/{id}").tags(["User:{id}", "Org:1", "Dashboard"]))
+        .unwrap();
+    BoxCloneService::new(layer.layer(service_fn(move |req: Request<Full<Bytes>>| {
+        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(format!(
+                "call #{n} for {}",
+                req.uri()
+            )))))
+        }
+    })))
+}
+
+/// Sends a GET and returns `(status, cache-status, body)`.
+async fn get(svc: &mut Svc, uri: &str) -> (u16, String, Bytes) {
+    let req = Request::get(uri).body(Full::default()).unwrap();
+    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+    let status = res.status().as_u16();
+    let cache = res.headers()["cache-status"].to_str().unwrap().to_owned();
+    (
+        status,
+        cache,
+        res.into_body().collect().await.unwrap().to_bytes(),
+    )
+}
+
+/// How a [`Faulty`] store misbehaves.
+#[derive(Clone, Copy)]
+enum Fault {
+    Error,
+    Hang,
+}
+
+/// A mock store that only fails, to inject faults; it counts the calls that
+/// reach it.
+#[derive(Clone)]
+struct Faulty {
+    fault: Fault,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Faulty {
+    async fn fail<T>(&self) -> Result<T, Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match self.fault {
+            Fault::Error => {
+                let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                Err(Error::from(redis::RedisError::from(refused)))
+            }
+            Fault::Hang => std::future::pending().await,
+        }
+    }
+}
+
+impl Store for Faulty {
+    async fn lookup<'a>(&'a self, _: &'a FragmentedKey) -> Result<Lookup, Error> {
+        self.fail().await
+    }
+    async fn put(&self, _: EntryKey, _: Bytes, _: Duration) -> Result<(), Error> {
+        self.fail().await
+    }
+    async fn bump<'a>(&'a self, _: &'a [Tag]) -> Result<(), Error> {
+        self.fail().await
+    }
+    async fn bump_epoch(&self) -> Result<(), Error> {
+        self.fail().await
+    }
+    async fn versions<'a>(&'a self, _: &'a [Tag]) -> Result<Vec<Option<Version>>, Error> {
+        self.fail().await
+    }
+}
+
+#[tokio::test]
+async fn store_errors_fail_open_and_trip_the_breaker() {
+    let store = Faulty {
+        fault: Fault::Error,
+        calls: Arc::default(),
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store.clone()).circuit_breaker(3, Duration::from_secs(60));
+    let invalidator = layer.invalidator();
+    let mut svc = service(layer, calls.clone());
+    for i in 1..=3 {
+        let (status, cache, body) = get(&mut svc, "/users/1").await;
+        assert_eq!(status, 200);
+        assert_eq!(cache, "tower-tagged-cache; fwd=bypass; detail=store-error");
+        assert_eq!(body, format!("call #{i} for /users/1"));
+    }
+    assert_eq!(store.calls.load(Ordering::SeqCst), 3);
+    // The breaker is open: the store is not called, the site still answers.
+    let (status, cache, _) = get(&mut svc, "/users/1").await;
+    assert_eq!(
+        (status, cache.as_str()),
+        (
+            200,
+            "tower-tagged-cache; fwd=bypass; detail=store-unavailable"
+        )
+    );
+    assert_eq!(store.calls.load(Ordering::SeqCst), 3);
+    // Invalidation errors are returned to the caller.
+    let err = invalidator.invalidate(["User:1"]).await.unwrap_err();
+    assert_eq!(err.kind(), tower_tagged_cache::ErrorKind::Store);
+}
+
+#[tokio::test]
+async fn a_hanging_store_costs_one_deadline() {
+    let store = Faulty {
+        fault: Fault::Hang,
+        calls: Arc::default(),
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let deadline = Duration::from_millis(100);
+    let layer = TaggedCacheLayer::new(store)
+        .store_timeout(deadline)
+        .circuit_breaker(2, Duration::from_secs(60));
+    let invalidator = layer.invalidator();
+    let mut svc = service(layer, calls);
+    for _ in 0..2 {
+        let started = Instant::now();
+        let (status, cache, _) = get(&mut svc, "/users/1").await;
+        let took = started.elapsed();
+        assert_eq!(
+            (status, cache.as_str()),
+            (200, "tower-tagged-cache; fwd=bypass; detail=store-timeout")
+        );
+        assert!(took >= deadline && took < deadline * 10, "took {took:?}");
+    }
+    let started = Instant::now();
+    let (_, cache, _) = get(&mut svc, "/users/1").await;
+    assert_eq!(
+        cache,
+        "tower-tagged-cache; fwd=bypass; detail=store-unavailable"
+    );
+    assert!(
+        started.elapsed() < deadline,
+        "an open breaker does not wait"
+    );
+    let err = invalidator.invalidate(["User:1"]).await.unwrap_err();
+    assert!(err.is_timeout());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_redis_fails_open_then_caching_resumes() {
+    support::trace_init();
+    let mut redis = Redis::start_private();
+    let store = redis.store().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let deadline = Duration::from_millis(200);
+    let layer = TaggedCacheLayer::new(store)
+        .store_timeout(deadline)
+        .circuit_breaker(3, Duration::from_millis(200));
+    let mut svc = service(layer, calls.clone());
+
+    let (_, cache, _) = get(&mut svc, "/users/1").await;
+    assert_eq!(cache, "tower-tagged-cache; fwd=miss; stored");
+
+    redis.kill();
+    for _ in 0..6 {
+        let started = Instant::now();
+        let (status, cache, body) = get(&mut svc, "/users/1").await;
+        let took = started.elapsed();
+        assert_eq!(status, 200);
+        assert!(
+            cache.starts_with("tower-tagged-cache; fwd=bypass; detail=store-"),
+            "{cache}"
+        );
+        assert!(body.starts_with(b"call #"));
+        assert!(
+            took < deadline + Duration::from_millis(300),
+            "took {took:?}"
+        );
+    }
+
+    redis.restart();
+    // The connection comes back on its own: poll until the layer caches again.
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, cache, _) = get(&mut svc, "/users/1").await;
+        assert_eq!(status, 200);
+        if cache == "tower-tagged-cache; hit" {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "caching did not resume; last: {cache}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hit_is_one_redis_command() {
+    let redis = Redis::start_private();
+    let store = Observed::new(redis.store().await);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut svc = service(TaggedCacheLayer::new(store.clone()), calls.clone());
+    let (_, cache, _) = get(&mut svc, "/users/1").await;
+    assert_eq!(cache, "tower-tagged-cache; fwd=miss; stored");
+    store.puts_reached(1).await;
+    let mut raw = redis.raw().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    const HITS: u64 = 20;
+    for _ in 0..HITS {
+        assert_eq!(get(&mut svc, "/users/1").await.1, "tower-tagged-cache; hit");
+    }
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for line in info.lines().filter_map(|l| l.strip_prefix("cmdstat_")) {
+        let (name, rest) = line.split_once(":calls=").unwrap();
+        let n: u64 = rest.split(',').next().unwrap().parse().unwrap();
+        if !name.starts_with("config") && name != "info" {
+            seen.push((name.to_owned(), n));
+        }
+    }
+    seen.sort();
+    // The client sends one EVALSHA per hit; Redis also counts the MGET and
+    // GET that the script runs inside that one command.
+    assert_eq!(
+        seen,
+        [
+            ("evalsha".to_owned(), HITS),
+            ("get".to_owned(), HITS),
+            ("mget".to_owned(), HITS)
+        ],
+        "{info}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_entries_are_misses_and_get_overwritten() {
+    let redis = Redis::start();
+    let store = Observed::new(redis.store().await);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut svc = service(TaggedCacheLayer::new(store.clone()), calls.clone());
+    get(&mut svc, "/users/1").await;
+    store.puts_reached(1).await;
+    let mut raw = redis.raw().await;
+    let pattern = format!("{}:e:*", redis.prefix);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let [key] = &keys[..] else {
+        panic!("expected one entry, found {keys:?}")
+    };
+    let ttl_ms: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(ttl_ms > 0 && ttl_ms <= 300_000, "entry TTL {ttl_ms} ms");
+    let garbage: [&[u8]; 4] = [b"", b"\x01", b"\xff\xff\xff\xff", b"\x01\x00\xc8garbage"];
+    for (i, garbage) in garbage.into_iter().enumerate() {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(garbage)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let before = calls.load(Ordering::SeqCst);
+        let (status, cache, _) = get(&mut svc, "/users/1").await;
+        assert_eq!(
+            (status, cache.as_str()),
+            (200, "tower-tagged-cache; fwd=miss; stored")
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), before + 1);
+        // Each miss rewrites the entry under the same key.
+        store.puts_reached(i + 2).await;
+        let (_, cache, body) = get(&mut svc, "/users/1").await;
+        assert_eq!(cache, "tower-tagged-cache; hit");
+        assert_eq!(body, format!("call #{} for /users/1", before + 1));
+    }
+}

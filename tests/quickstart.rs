@@ -1,0 +1,139 @@
+//! The quickstart flow end to end, over real HTTP on loopback, on both stores.
+
+mod support;
+
+#[allow(unreachable_pub)]
+#[path = "../examples/quickstart.rs"]
+mod quickstart;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use serde_json::Value;
+use support::observed::Observed;
+use tower_tagged_cache::{MemoryStore, Store};
+
+struct Reply {
+    status: StatusCode,
+    cache_status: String,
+    json: Value,
+}
+
+struct App {
+    base: String,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl App {
+    async fn start<St: Store>(store: St) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = quickstart::app(store, quickstart::Db::seeded()).unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self {
+            base: format!("http://{addr}"),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<&str>) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
+            .unwrap();
+        let res = self.client.request(req).await.expect("request");
+        let status = res.status();
+        let cache_status = res
+            .headers()
+            .get("cache-status")
+            .expect("every response says cache-status")
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        Reply {
+            status,
+            cache_status,
+            json,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+}
+
+const MISS: &str = "tower-tagged-cache; fwd=miss; stored";
+const HIT: &str = "tower-tagged-cache; hit";
+
+async fn quickstart_flow<St: Store>(store: St) {
+    let store = Observed::new(store);
+    let app = App::start(store.clone()).await;
+
+    let first = app.get("/users/1").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.cache_status, MISS);
+    assert_eq!(first.json["id"], 1);
+    assert_eq!(first.json["name"], "User 1");
+    store.puts_reached(1).await;
+    let second = app.get("/users/1").await;
+    assert_eq!(second.cache_status, HIT);
+    assert_eq!(second.json, first.json);
+
+    let put = app
+        .send(Method::PUT, "/users/1", Some(r#"{"name":"Ada"}"#))
+        .await;
+    assert_eq!(put.status, StatusCode::OK);
+    let third = app.get("/users/1").await;
+    assert_eq!(third.cache_status, MISS);
+    assert_eq!(third.json["name"], "Ada");
+    assert_ne!(third.json["computed_at"], first.json["computed_at"]);
+    store.puts_reached(2).await;
+    let fourth = app.get("/users/1").await;
+    assert_eq!(fourth.cache_status, HIT);
+    assert_eq!(fourth.json, third.json);
+
+    // Other users keep their entries.
+    let two = app.get("/users/2").await;
+    store.puts_reached(3).await;
+    app.send(Method::PUT, "/users/1", Some(r#"{"name":"Grace"}"#))
+        .await;
+    assert_eq!(app.get("/users/2").await.json, two.json);
+
+    // Unknown users are 404 and never stored.
+    for _ in 0..2 {
+        let missing = app.get("/users/1000").await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            missing.cache_status,
+            "tower-tagged-cache; fwd=miss; detail=status"
+        );
+    }
+    let put_missing = app
+        .send(Method::PUT, "/users/1000", Some(r#"{"name":"x"}"#))
+        .await;
+    assert_eq!(put_missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(store.puts(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_on_memory() {
+    quickstart_flow(MemoryStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_on_redis() {
+    let redis = support::Redis::start();
+    quickstart_flow(redis.store().await).await;
+}
