@@ -103,18 +103,26 @@ async fn update_user(
 }
 
 fn not_found(id: u64) -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no user {id}") }))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": format!("no user {id}") })),
+    )
+        .into_response()
 }
 
 /// Seconds since the Unix epoch, with nanoseconds: differs on every call.
 fn now() -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
 }
 
 async fn serve<St: Store>(store: St, label: String) -> Result<(), Box<dyn std::error::Error>> {
     let port: u16 = match std::env::var("PORT") {
-        Ok(p) => p.parse().map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
+        Ok(p) => p
+            .parse()
+            .map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
         Err(_) => 3000,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

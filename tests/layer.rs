@@ -62,7 +62,13 @@ fn get(uri: &str) -> Request<Full<Bytes>> {
 }
 
 /// Wraps an origin function with a call counter.
-fn origin<F>(calls: Arc<AtomicUsize>, f: F) -> impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send> + Clone + Send + 'static
+fn origin<F>(
+    calls: Arc<AtomicUsize>,
+    f: F,
+) -> impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static
 where
     F: Fn(Request<Full<Bytes>>, usize) -> Response<Scripted> + Clone + Send + Sync + 'static,
 {
@@ -73,16 +79,33 @@ where
     })
 }
 
-fn stack<St: Store>(layer: TaggedCacheLayer<St>, inner: impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send> + Clone + Send + 'static) -> Svc {
+fn stack<St: Store>(
+    layer: TaggedCacheLayer<St>,
+    inner: impl Service<
+        Request<Full<Bytes>>,
+        Response = Response<Scripted>,
+        Error = Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + 'static,
+) -> Svc {
     BoxCloneService::new(layer.layer(inner))
 }
 
 fn user_rule() -> CacheRule {
-    CacheRule::get("/users/{id}").tags(["User:{id}"]).ttl(Duration::from_secs(60))
+    CacheRule::get("/users/{id}")
+        .tags(["User:{id}"])
+        .ttl(Duration::from_secs(60))
 }
 
 /// An origin that answers `call #n for <path>`.
-fn counting(calls: &Arc<AtomicUsize>) -> impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send> + Clone + Send + 'static {
+fn counting(
+    calls: &Arc<AtomicUsize>,
+) -> impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
     origin(calls.clone(), |req, n| {
         Response::new(Scripted::full(format!("call #{n} for {}", req.uri())))
     })
@@ -91,7 +114,9 @@ fn counting(calls: &Arc<AtomicUsize>) -> impl Service<Request<Full<Bytes>>, Resp
 async fn miss_hit_invalidate<St: Store>(store: St) {
     let store = Observed::new(store);
     let calls = Arc::new(AtomicUsize::new(0));
-    let layer = TaggedCacheLayer::new(store.clone()).rule(user_rule()).unwrap();
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap();
     let invalidator = layer.invalidator();
     let mut svc = stack(layer, counting(&calls));
 
@@ -126,13 +151,18 @@ async fn miss_hit_invalidate<St: Store>(store: St) {
 async fn head_uses_the_get_entry<St: Store>(store: St) {
     let store = Observed::new(store);
     let calls = Arc::new(AtomicUsize::new(0));
-    let layer = TaggedCacheLayer::new(store.clone()).rule(user_rule()).unwrap();
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap();
     let mut svc = stack(layer, counting(&calls));
     let head = || Request::head("/users/1").body(Full::default()).unwrap();
 
     // A HEAD miss goes to the origin and stores nothing.
     let cold = send(&mut svc, head()).await;
-    assert_eq!(cold.cache_status(), "tower-tagged-cache; fwd=miss; detail=head");
+    assert_eq!(
+        cold.cache_status(),
+        "tower-tagged-cache; fwd=miss; detail=head"
+    );
     let first = send(&mut svc, get("/users/1")).await;
     assert_eq!(first.cache_status(), "tower-tagged-cache; fwd=miss; stored");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
@@ -155,22 +185,30 @@ async fn unstorable_responses_pass_through<St: Store>(store: St) {
             "/users/404" => *res.status_mut() = StatusCode::NOT_FOUND,
             "/users/500" => *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
             "/users/cookie" => {
-                res.headers_mut().insert("set-cookie", HeaderValue::from_static("s=1"));
+                res.headers_mut()
+                    .insert("set-cookie", HeaderValue::from_static("s=1"));
             }
             "/users/nostore" => {
-                res.headers_mut().insert("cache-control", HeaderValue::from_static("no-store"));
+                res.headers_mut()
+                    .insert("cache-control", HeaderValue::from_static("no-store"));
             }
             "/users/private" => {
-                res.headers_mut().insert("cache-control", HeaderValue::from_static("private, max-age=60"));
+                res.headers_mut().insert(
+                    "cache-control",
+                    HeaderValue::from_static("private, max-age=60"),
+                );
             }
             "/users/zero" => {
-                res.headers_mut().insert("cache-control", HeaderValue::from_static("max-age=0"));
+                res.headers_mut()
+                    .insert("cache-control", HeaderValue::from_static("max-age=0"));
             }
             "/users/varystar" => {
-                res.headers_mut().insert("vary", HeaderValue::from_static("*"));
+                res.headers_mut()
+                    .insert("vary", HeaderValue::from_static("*"));
             }
             "/users/varylang" => {
-                res.headers_mut().insert("vary", HeaderValue::from_static("Accept-Language"));
+                res.headers_mut()
+                    .insert("vary", HeaderValue::from_static("Accept-Language"));
             }
             _ => unreachable!(),
         }
@@ -197,7 +235,11 @@ async fn unstorable_responses_pass_through<St: Store>(store: St) {
                 "{path}"
             );
         }
-        assert_eq!(calls.load(Ordering::SeqCst), before + 2, "{path} was served from cache");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            before + 2,
+            "{path} was served from cache"
+        );
     }
 }
 
@@ -224,7 +266,13 @@ async fn incomplete_and_oversized_bodies_are_not_stored<St: Store>(store: St) {
     // A body that fails mid-stream reaches the client as an error and is
     // never stored.
     for _ in 0..2 {
-        let res = svc.ready().await.unwrap().call(get("/users/broken")).await.unwrap();
+        let res = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(get("/users/broken"))
+            .await
+            .unwrap();
         assert!(res.into_body().collect().await.is_err());
     }
     // Over the limit, found while streaming: served whole, not stored.
@@ -234,7 +282,10 @@ async fn incomplete_and_oversized_bodies_are_not_stored<St: Store>(store: St) {
     }
     // Over the limit, known from the size hint: said up front.
     let seen = send(&mut svc, get("/users/big-declared")).await;
-    assert_eq!(seen.cache_status(), "tower-tagged-cache; fwd=miss; detail=too-large");
+    assert_eq!(
+        seen.cache_status(),
+        "tower-tagged-cache; fwd=miss; detail=too-large"
+    );
     assert_eq!(seen.body.len(), 100);
     assert_eq!(calls.load(Ordering::SeqCst), 5);
     assert_eq!(store.puts(), 0);
@@ -243,7 +294,9 @@ async fn incomplete_and_oversized_bodies_are_not_stored<St: Store>(store: St) {
 async fn trailers_are_stored_and_replayed<St: Store>(store: St) {
     let store = Observed::new(store);
     let calls = Arc::new(AtomicUsize::new(0));
-    let layer = TaggedCacheLayer::new(store.clone()).rule(user_rule()).unwrap();
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap();
     let inner = origin(calls.clone(), |_, _| {
         let mut trailers = HeaderMap::new();
         trailers.insert("grpc-status", HeaderValue::from_static("0"));
@@ -278,9 +331,17 @@ async fn vary_on_values_never_share_an_entry<St: Store>(store: St) {
         )
         .unwrap();
     let inner = origin(calls.clone(), |req, n| {
-        let lang = req.headers().get("accept-language").map(|v| v.to_str().unwrap().to_owned());
-        let tenant = req.headers().get("x-tenant").map(|v| v.to_str().unwrap().to_owned());
-        Response::new(Scripted::full(format!("#{n} lang={lang:?} tenant={tenant:?}")))
+        let lang = req
+            .headers()
+            .get("accept-language")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let tenant = req
+            .headers()
+            .get("x-tenant")
+            .map(|v| v.to_str().unwrap().to_owned());
+        Response::new(Scripted::full(format!(
+            "#{n} lang={lang:?} tenant={tenant:?}"
+        )))
     });
     let mut svc = stack(layer, inner);
     let req = |lang: Option<&str>, tenant: Option<&str>| {
@@ -304,14 +365,21 @@ async fn vary_on_values_never_share_an_entry<St: Store>(store: St) {
     let mut bodies = Vec::new();
     for (i, (lang, tenant)) in variants.iter().enumerate() {
         let seen = send(&mut svc, req(*lang, *tenant)).await;
-        assert_eq!(seen.cache_status(), "tower-tagged-cache; fwd=miss; stored", "{lang:?} {tenant:?}");
+        assert_eq!(
+            seen.cache_status(),
+            "tower-tagged-cache; fwd=miss; stored",
+            "{lang:?} {tenant:?}"
+        );
         store.puts_reached(i + 1).await;
         bodies.push(seen.body);
     }
     for ((lang, tenant), body) in variants.iter().zip(&bodies) {
         let seen = send(&mut svc, req(*lang, *tenant)).await;
         assert_eq!(seen.cache_status(), "tower-tagged-cache; hit");
-        assert_eq!(&seen.body, body, "{lang:?} {tenant:?} got another variant's body");
+        assert_eq!(
+            &seen.body, body,
+            "{lang:?} {tenant:?} got another variant's body"
+        );
     }
     assert_eq!(calls.load(Ordering::SeqCst), variants.len());
 }
@@ -329,25 +397,41 @@ async fn credentials_bypass_unless_varied_on<St: Store>(store: St) {
         )
         .unwrap();
     let inner = origin(calls.clone(), |req, n| {
-        let who = req.headers().get("authorization").map(|v| v.to_str().unwrap().to_owned());
+        let who = req
+            .headers()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_owned());
         Response::new(Scripted::full(format!("#{n} private page of {who:?}")))
     });
     let mut svc = stack(layer, inner);
     let with = |path: &str, header: &str, value: &str| {
-        Request::get(path).header(header, value).body(Full::default()).unwrap()
+        Request::get(path)
+            .header(header, value)
+            .body(Full::default())
+            .unwrap()
     };
     // Warm the shared entry, then make sure credentialed requests neither
     // read it nor write it.
     send(&mut svc, get("/users/1")).await;
     store.puts_reached(1).await;
     let alice = send(&mut svc, with("/users/1", "authorization", "Bearer alice")).await;
-    assert_eq!(alice.cache_status(), "tower-tagged-cache; fwd=bypass; detail=authorization");
+    assert_eq!(
+        alice.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=authorization"
+    );
     assert!(alice.body.ends_with(b"Some(\"Bearer alice\")"));
     let cookie = send(&mut svc, with("/users/1", "cookie", "session=bob")).await;
-    assert_eq!(cookie.cache_status(), "tower-tagged-cache; fwd=bypass; detail=cookie");
+    assert_eq!(
+        cookie.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=cookie"
+    );
     let anon = send(&mut svc, get("/users/1")).await;
     assert_eq!(anon.cache_status(), "tower-tagged-cache; hit");
-    assert!(anon.body.ends_with(b"None"), "anonymous got {:?}", anon.body);
+    assert!(
+        anon.body.ends_with(b"None"),
+        "anonymous got {:?}",
+        anon.body
+    );
 
     // A rule that varies on Authorization keeps one entry per credential.
     let a1 = send(&mut svc, with("/me/1", "authorization", "Bearer alice")).await;
@@ -372,10 +456,13 @@ async fn bump_during_slow_request_is_not_undone<St: Store>(store: St) {
     let entered = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
     let calls = Arc::new(AtomicUsize::new(0));
-    let layer = TaggedCacheLayer::new(store.clone()).rule(user_rule()).unwrap();
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap();
     let invalidator = layer.invalidator();
     let inner = {
-        let (db, entered, release, calls) = (db.clone(), entered.clone(), release.clone(), calls.clone());
+        let (db, entered, release, calls) =
+            (db.clone(), entered.clone(), release.clone(), calls.clone());
         service_fn(move |_req: Request<Full<Bytes>>| {
             let (db, entered, release) = (db.clone(), entered.clone(), release.clone());
             let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
@@ -432,12 +519,29 @@ async fn write_rules_bump_after_success_only<St: Store>(store: St) {
 
     assert_eq!(invalidator.tag_version("User:1").await.unwrap(), None);
     let ok = send(&mut svc, put("/users/1")).await;
-    assert_eq!(ok.cache_status(), "tower-tagged-cache; fwd=bypass; detail=method");
-    let v1 = invalidator.tag_version("User:1").await.unwrap().expect("bumped");
-    let d1 = invalidator.tag_version("Dashboard").await.unwrap().expect("bumped");
+    assert_eq!(
+        ok.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=method"
+    );
+    let v1 = invalidator
+        .tag_version("User:1")
+        .await
+        .unwrap()
+        .expect("bumped");
+    let d1 = invalidator
+        .tag_version("Dashboard")
+        .await
+        .unwrap()
+        .expect("bumped");
     send(&mut svc, put("/users/1")).await;
-    assert_ne!(invalidator.tag_version("User:1").await.unwrap().unwrap(), v1);
-    assert_ne!(invalidator.tag_version("Dashboard").await.unwrap().unwrap(), d1);
+    assert_ne!(
+        invalidator.tag_version("User:1").await.unwrap().unwrap(),
+        v1
+    );
+    assert_ne!(
+        invalidator.tag_version("Dashboard").await.unwrap().unwrap(),
+        d1
+    );
 
     // A failed write bumps nothing.
     let d2 = invalidator.tag_version("Dashboard").await.unwrap();
@@ -449,20 +553,33 @@ async fn write_rules_bump_after_success_only<St: Store>(store: St) {
 
 async fn handlers_find_the_invalidator<St: Store>(store: St) {
     let store = Observed::new(store);
-    let layer = TaggedCacheLayer::new(store.clone()).rule(user_rule()).unwrap();
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap();
     let inner = service_fn(|req: Request<Full<Bytes>>| async move {
         if req.method() == http::Method::POST {
-            let inv = req.extensions().get::<Invalidator<Observed<St>>>().expect("invalidator extension");
+            let inv = req
+                .extensions()
+                .get::<Invalidator<Observed<St>>>()
+                .expect("invalidator extension");
             inv.invalidate(["User:5"]).await.unwrap();
         }
-        Ok::<_, Infallible>(Response::new(Scripted::full(format!("{:?}", std::time::Instant::now()))))
+        Ok::<_, Infallible>(Response::new(Scripted::full(format!(
+            "{:?}",
+            std::time::Instant::now()
+        ))))
     });
     let mut svc = stack(layer, inner);
     let first = send(&mut svc, get("/users/5")).await;
     store.puts_reached(1).await;
     assert_eq!(send(&mut svc, get("/users/5")).await.body, first.body);
-    let post = Request::post("/admin/flush-user-5").body(Full::default()).unwrap();
-    assert_eq!(send(&mut svc, post).await.cache_status(), "tower-tagged-cache; fwd=bypass; detail=method");
+    let post = Request::post("/admin/flush-user-5")
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(
+        send(&mut svc, post).await.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=method"
+    );
     let after = send(&mut svc, get("/users/5")).await;
     assert_eq!(after.cache_status(), "tower-tagged-cache; fwd=miss; stored");
     assert_ne!(after.body, first.body);
@@ -471,12 +588,17 @@ async fn handlers_find_the_invalidator<St: Store>(store: St) {
 async fn percent_encoded_params_share_the_tag<St: Store>(store: St) {
     let store = Observed::new(store);
     let calls = Arc::new(AtomicUsize::new(0));
-    let layer = TaggedCacheLayer::new(store.clone()).rule(user_rule()).unwrap();
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap();
     let invalidator = layer.invalidator();
     let mut svc = stack(layer, counting(&calls));
     send(&mut svc, get("/users/4%32")).await;
     store.puts_reached(1).await;
-    assert_eq!(send(&mut svc, get("/users/4%32")).await.cache_status(), "tower-tagged-cache; hit");
+    assert_eq!(
+        send(&mut svc, get("/users/4%32")).await.cache_status(),
+        "tower-tagged-cache; hit"
+    );
     // `/users/4%32` is user 42 to axum: bumping User:42 must reach it.
     invalidator.invalidate(["User:42"]).await.unwrap();
     assert_eq!(
@@ -484,9 +606,15 @@ async fn percent_encoded_params_share_the_tag<St: Store>(store: St) {
         "tower-tagged-cache; fwd=miss; stored"
     );
     let bad = send(&mut svc, get("/users/%ff")).await;
-    assert_eq!(bad.cache_status(), "tower-tagged-cache; fwd=bypass; detail=bad-path");
+    assert_eq!(
+        bad.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=bad-path"
+    );
     let none = send(&mut svc, get("/elsewhere")).await;
-    assert_eq!(none.cache_status(), "tower-tagged-cache; fwd=bypass; detail=no-rule");
+    assert_eq!(
+        none.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=no-rule"
+    );
 }
 
 async fn query_strings_are_part_of_the_key<St: Store>(store: St) {

@@ -110,7 +110,9 @@ impl Redis {
                     self.child = Some(child);
                     return;
                 }
-                Err(e) if Instant::now() > deadline => panic!("could not restart redis-server: {e}"),
+                Err(e) if Instant::now() > deadline => {
+                    panic!("could not restart redis-server: {e}")
+                }
                 Err(_) => std::thread::sleep(Duration::from_millis(50)),
             }
         }
@@ -185,7 +187,9 @@ fn spawn(port: u16) -> Result<Child, String> {
     }
     let _ = child.kill();
     let _ = child.wait();
-    Err(format!("redis-server on port {port} did not answer PING within 10 s"))
+    Err(format!(
+        "redis-server on port {port} did not answer PING within 10 s"
+    ))
 }
 
 fn ping(port: u16) -> bool {
