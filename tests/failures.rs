@@ -284,7 +284,7 @@ async fn corrupt_entries_are_misses_and_get_overwritten() {
         panic!("expected one entry, found {keys:?}")
     };
     let ttl_ms: i64 = redis::cmd("PTTL")
-        .arg(&key)
+        .arg(key)
         .query_async(&mut raw)
         .await
         .unwrap();
