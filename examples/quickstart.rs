@@ -61,10 +61,15 @@ pub fn app<St: Store>(store: St, db: Db) -> Result<Router, ConfigError> {
         .rule(
             CacheRule::get("/users/{id}")
                 .name("user_detail")
+                .parse_param::<u64>("id") // `/users/01` is user 1, as `Path<u64>` sees it
                 .tags(["User:{id}"])
                 .ttl(Duration::from_secs(60)),
         )?
-        .rule(CacheRule::put("/users/{id}").invalidates(["User:{id}"]))?;
+        .rule(
+            CacheRule::put("/users/{id}")
+                .parse_param::<u64>("id")
+                .invalidates(["User:{id}"]),
+        )?;
     Ok(Router::new()
         .route("/users/{id}", get(show_user).put(update_user))
         .with_state(db)

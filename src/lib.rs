@@ -72,6 +72,7 @@
 //! | check | detail when it fails |
 //! |---|---|
 //! | a cache rule matches the path (a `HEAD` uses the `GET` rule) | `no-rule`, `method` |
+//! | path parameters decode (and parse, see [`CacheRule::parse_param`]) | `bad-path` |
 //! | no `Authorization`/`Cookie` header, unless the rule varies on it | `authorization`, `cookie` |
 //! | no `Range` header | `range` |
 //! | the store answered in time | `store-error`, `store-timeout`, `store-unavailable` |
@@ -81,6 +82,11 @@
 //! | `max-age`/`s-maxage` not 0 (they can shorten the TTL, never lengthen it) | `max-age` |
 //! | no `Vary: *`, and every `Vary` header is one the rule varies on | `vary` |
 //! | the body fits the size limit (4 MiB by default) and completes without error | `too-large` |
+//! | the body ends at its declared `Content-Length` | (not stored) |
+//!
+//! `fwd=miss; stored` is sent with the response head, before the body has
+//! streamed: a body that later errors, outgrows the limit or ends short is
+//! still not stored.
 //!
 //! The `Cache-Control` sent to clients is the inner service's, never the
 //! server-side TTL: browsers and CDNs must not outlive an invalidation.

@@ -22,6 +22,7 @@ use crate::{
 };
 
 type TagsFn = Arc<dyn Fn(&Parts) -> Vec<Tag> + Send + Sync>;
+type ParamFn = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Default TTL of a cached response: 5 minutes.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
@@ -61,6 +62,7 @@ pub struct CacheRule {
     invalidates: Vec<String>,
     max_body_size: Option<usize>,
     ignore_query: bool,
+    params: Vec<(String, ParamFn)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +87,7 @@ impl CacheRule {
             invalidates: Vec::new(),
             max_body_size: None,
             ignore_query: false,
+            params: Vec::new(),
         }
     }
 
@@ -115,8 +118,40 @@ impl CacheRule {
 
     /// The base name hashed into every key of this rule. Defaults to the
     /// route pattern.
+    ///
+    /// Two layers that share a store and see the same paths (routers nested
+    /// under different prefixes see their paths without the prefix) must
+    /// differ in rule names or in the layer's
+    /// [`namespace`](crate::TaggedCacheLayer::namespace).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Parses the path parameter `name` as a `T` and uses `T`'s `Display`
+    /// form in tags and vary-on values, so `/users/01`, `/users/+1` and
+    /// `/users/1` all carry `User:1`, as a handler taking `Path<u64>` sees
+    /// them. A request whose parameter does not parse passes through
+    /// uncached (`detail=bad-path`).
+    ///
+    /// Use it on every parameter a handler parses: without it, tags hold the
+    /// text of the path, and a write to `/users/01` would bump `User:01`
+    /// while the page of user 1 is cached under `User:1`.
+    pub fn parse_param<T>(self, name: impl Into<String>) -> Self
+    where
+        T: std::str::FromStr + fmt::Display + 'static,
+    {
+        self.param_with(name, |raw| raw.parse::<T>().ok().map(|v| v.to_string()))
+    }
+
+    /// Maps the path parameter `name` to its canonical form with a closure;
+    /// `None` means the request passes through uncached. See
+    /// [`parse_param`](Self::parse_param).
+    pub fn param_with<F>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(&str) -> Option<String> + Send + Sync + 'static,
+    {
+        self.params.push((name.into(), Arc::new(f)));
         self
     }
 
@@ -230,6 +265,13 @@ impl CacheRule {
         };
         let tags = parse(&self.tags)?;
         let invalidates = parse(&self.invalidates)?;
+        for (p, _) in &self.params {
+            if !params.iter().any(|n| n == p) {
+                return Err(ctx(format!(
+                    "parameter `{p}` to parse is not a parameter of the route"
+                )));
+            }
+        }
         for v in &self.vary {
             if let Some(p) = v.path_param_name()
                 && !params.iter().any(|n| n == p)
@@ -279,6 +321,7 @@ impl CacheRule {
             invalidates,
             max_body_size: self.max_body_size,
             ignore_query: self.ignore_query,
+            params: self.params,
         })
     }
 }
@@ -356,6 +399,7 @@ pub(crate) struct CompiledRule {
     pub(crate) invalidates: Vec<TagTemplate>,
     pub(crate) max_body_size: Option<usize>,
     pub(crate) ignore_query: bool,
+    params: Vec<(String, ParamFn)>,
     pub(crate) allow_authorization: bool,
     pub(crate) allow_cookie: bool,
 }
@@ -456,7 +500,11 @@ impl RuleTable {
             let decoded = percent_encoding::percent_decode_str(raw)
                 .decode_utf8()
                 .map_err(|_| NoMatch::BadPath)?;
-            params.push((name, decoded.into_owned()));
+            let value = match rule.params.iter().find(|(n, _)| n == name) {
+                Some((_, canonical)) => canonical(&decoded).ok_or(NoMatch::BadPath)?,
+                None => decoded.into_owned(),
+            };
+            params.push((name, value));
         }
         Ok(Matched { rule, params })
     }
@@ -558,5 +606,25 @@ mod tests {
             t.find(&Method::GET, "/users/%ff"),
             Err(NoMatch::BadPath)
         ));
+    }
+
+    #[test]
+    fn parsed_params_are_canonical() {
+        let t = table(vec![
+            CacheRule::get("/users/{id}")
+                .tags(["User:{id}"])
+                .parse_param::<u64>("id"),
+        ])
+        .unwrap();
+        for path in ["/users/1", "/users/01", "/users/+1", "/users/%30%31"] {
+            let m = t.find(&Method::GET, path).ok().unwrap();
+            assert_eq!(m.param("id"), Some("1"), "{path}");
+        }
+        assert!(matches!(
+            t.find(&Method::GET, "/users/x"),
+            Err(NoMatch::BadPath)
+        ));
+        let err = table(vec![CacheRule::get("/u/{id}").parse_param::<u64>("uid")]);
+        assert!(err.err().unwrap().to_string().contains("uid"));
     }
 }

@@ -170,6 +170,58 @@ async fn a_hanging_store_costs_one_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_open_breaker_sends_one_probe() {
+    let store = Faulty {
+        fault: Fault::Hang,
+        calls: Arc::default(),
+    };
+    let cooldown = Duration::from_millis(50);
+    let layer = TaggedCacheLayer::new(store.clone())
+        .store_timeout(Duration::from_millis(300))
+        .circuit_breaker(1, cooldown);
+    let svc = service(layer, Arc::default());
+    let (_, cache, _) = get(&mut svc.clone(), "/users/1").await;
+    assert_eq!(
+        cache,
+        "tower-tagged-cache; fwd=bypass; detail=store-timeout"
+    );
+    // The cooldown is what is under test: wait it out.
+    tokio::time::sleep(cooldown * 2).await;
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let mut svc = svc.clone();
+        requests.spawn(async move { get(&mut svc, "/users/1").await.1 });
+    }
+    let mut details = requests.join_all().await;
+    details.sort();
+    let probes = details
+        .iter()
+        .filter(|d| d.ends_with("store-timeout"))
+        .count();
+    assert_eq!(probes, 1, "{details:?}");
+    assert_eq!(store.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_failed_bump_after_a_write_says_so() {
+    let store = Faulty {
+        fault: Fault::Error,
+        calls: Arc::default(),
+    };
+    let layer = TaggedCacheLayer::new(store)
+        .rule(CacheRule::put("/users/{id}").invalidates(["User:{id}"]))
+        .unwrap();
+    let mut svc = service(layer, Arc::default());
+    let req = Request::put("/users/1").body(Full::default()).unwrap();
+    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+    assert_eq!(res.status(), 200, "the write itself succeeded");
+    assert_eq!(
+        res.headers()["cache-status"],
+        "tower-tagged-cache; fwd=bypass; detail=invalidation-failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_redis_fails_open_then_caching_resumes() {
     support::trace_init();
     let mut redis = Redis::start_private();
@@ -202,13 +254,18 @@ async fn dead_redis_fails_open_then_caching_resumes() {
     }
 
     redis.restart();
-    // The connection comes back on its own: poll until the layer caches again.
+    caching_resumes(&mut svc).await;
+}
+
+/// Polls until the layer serves hits again: nothing signals that a Redis
+/// connection is back, so this waits on the observable outcome (15 s at most).
+async fn caching_resumes(svc: &mut Svc) {
     let until = Instant::now() + Duration::from_secs(15);
     loop {
-        let (status, cache, _) = get(&mut svc, "/users/1").await;
+        let (status, cache, _) = get(svc, "/users/1").await;
         assert_eq!(status, 200);
         if cache == "tower-tagged-cache; hit" {
-            break;
+            return;
         }
         assert!(
             Instant::now() < until,
@@ -216,6 +273,28 @@ async fn dead_redis_fails_open_then_caching_resumes() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_store_lets_the_app_start_while_redis_is_down() {
+    let mut redis = Redis::start_private();
+    redis.kill();
+    let store = tower_tagged_cache::RedisStore::builder(redis.url())
+        .command_timeout(Duration::from_millis(200))
+        .connect_lazy()
+        .expect("a lazy store needs no server");
+    let layer = TaggedCacheLayer::new(store)
+        .store_timeout(Duration::from_millis(200))
+        .circuit_breaker(3, Duration::from_millis(200));
+    let mut svc = service(layer, Arc::default());
+    let (status, cache, _) = get(&mut svc, "/users/1").await;
+    assert_eq!(status, 200);
+    assert!(
+        cache.starts_with("tower-tagged-cache; fwd=bypass; detail=store-"),
+        "{cache}"
+    );
+    redis.restart();
+    caching_resumes(&mut svc).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

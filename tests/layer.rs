@@ -291,6 +291,40 @@ async fn incomplete_and_oversized_bodies_are_not_stored<St: Store>(store: St) {
     assert_eq!(store.puts(), 0);
 }
 
+/// A body that ends cleanly but short of its `Content-Length` is a cut-off
+/// response: served as it came, never stored.
+async fn bodies_short_of_their_length_are_not_stored<St: Store>(store: St) {
+    let store = Observed::new(store);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap();
+    let inner = origin(calls.clone(), |req, n| {
+        if req.uri().path() == "/users/short" {
+            let mut res = Response::new(Scripted::steps([Step::Data(Bytes::from_static(b"half"))]));
+            res.headers_mut()
+                .insert("content-length", HeaderValue::from_static("10"));
+            res
+        } else {
+            Response::new(Scripted::full(format!("call #{n}")))
+        }
+    });
+    let mut svc = stack(layer, inner);
+    let short = send(&mut svc, get("/users/short")).await;
+    assert_eq!(short.body, "half");
+    // A complete response after it is stored; the short one never was.
+    send(&mut svc, get("/users/full")).await;
+    store.puts_reached(1).await;
+    let again = send(&mut svc, get("/users/short")).await;
+    assert_eq!(again.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        send(&mut svc, get("/users/full")).await.cache_status(),
+        "tower-tagged-cache; hit"
+    );
+    assert_eq!(store.puts(), 1);
+}
+
 async fn trailers_are_stored_and_replayed<St: Store>(store: St) {
     let store = Observed::new(store);
     let calls = Arc::new(AtomicUsize::new(0));
@@ -675,6 +709,7 @@ both_stores!(
     unstorable_responses_pass_through,
     incomplete_and_oversized_bodies_are_not_stored,
     trailers_are_stored_and_replayed,
+    bodies_short_of_their_length_are_not_stored,
     vary_on_values_never_share_an_entry,
     credentials_bypass_unless_varied_on,
     bump_during_slow_request_is_not_undone,

@@ -104,9 +104,17 @@ async fn quickstart_flow<St: Store>(store: St) {
     assert_eq!(fourth.cache_status, HIT);
     assert_eq!(fourth.json, third.json);
 
+    // Another spelling of the same user id reaches the same tag.
+    app.send(Method::PUT, "/users/01", Some(r#"{"name":"Lin"}"#))
+        .await;
+    let fifth = app.get("/users/1").await;
+    assert_eq!(fifth.cache_status, MISS);
+    assert_eq!(fifth.json["name"], "Lin");
+    store.puts_reached(3).await;
+
     // Other users keep their entries.
     let two = app.get("/users/2").await;
-    store.puts_reached(3).await;
+    store.puts_reached(4).await;
     app.send(Method::PUT, "/users/1", Some(r#"{"name":"Grace"}"#))
         .await;
     assert_eq!(app.get("/users/2").await.json, two.json);
@@ -124,7 +132,7 @@ async fn quickstart_flow<St: Store>(store: St) {
         .send(Method::PUT, "/users/1000", Some(r#"{"name":"x"}"#))
         .await;
     assert_eq!(put_missing.status, StatusCode::NOT_FOUND);
-    assert_eq!(store.puts(), 3);
+    assert_eq!(store.puts(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

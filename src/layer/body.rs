@@ -13,33 +13,44 @@ use pin_project_lite::pin_project;
 
 use crate::store::entry::CachedResponse;
 
-/// Called once with the complete response when a recorded body ends cleanly.
-pub(crate) type OnComplete = Box<dyn FnOnce(CachedResponse) + Send>;
+/// Called once with the complete response (its body as the recorded chunks)
+/// when a recorded body ends cleanly.
+pub(crate) type OnComplete = Box<dyn FnOnce(CachedResponse, Vec<Bytes>) + Send>;
 
 /// Copies a response body, frame by frame, while it streams to the client.
+/// Copying means keeping a reference to each chunk: concatenating and
+/// encoding happen later, off the response path.
 pub(crate) struct Recorder {
-    pub(crate) head: CachedResponse,
+    head: CachedResponse,
     chunks: Vec<Bytes>,
-    size: usize,
-    limit: usize,
+    size: u64,
+    limit: u64,
+    expected_len: Option<u64>,
     on_complete: OnComplete,
 }
 
 impl Recorder {
-    /// `head` carries status, headers and TTL; its body is filled in here.
-    pub(crate) fn new(head: CachedResponse, limit: usize, on_complete: OnComplete) -> Self {
+    /// `head` carries status, headers and TTL. `expected_len` is the declared
+    /// `Content-Length`: a body that ends short of it is not stored.
+    pub(crate) fn new(
+        head: CachedResponse,
+        limit: usize,
+        expected_len: Option<u64>,
+        on_complete: OnComplete,
+    ) -> Self {
         Self {
             head,
             chunks: Vec::new(),
             size: 0,
-            limit,
+            limit: limit as u64,
+            expected_len,
             on_complete,
         }
     }
 
     /// Records a data chunk; `false` when the body outgrew the limit.
     fn push(&mut self, chunk: &Bytes) -> bool {
-        self.size += chunk.len();
+        self.size += chunk.len() as u64;
         if self.size > self.limit {
             return false;
         }
@@ -50,25 +61,15 @@ impl Recorder {
     }
 
     fn finish(self) {
-        let Self {
-            mut head,
-            chunks,
-            size,
-            on_complete,
-            ..
-        } = self;
-        head.body = match chunks.len() {
-            0 => Bytes::new(),
-            1 => chunks.into_iter().next().unwrap_or_default(),
-            _ => {
-                let mut buf = Vec::with_capacity(size);
-                for c in chunks {
-                    buf.extend_from_slice(&c);
-                }
-                Bytes::from(buf)
-            }
-        };
-        on_complete(head);
+        if self.expected_len.is_some_and(|n| n != self.size) {
+            tracing::debug!(
+                expected = self.expected_len,
+                got = self.size,
+                "body length differs from content-length; not stored"
+            );
+            return;
+        }
+        (self.on_complete)(self.head, self.chunks);
     }
 }
 
@@ -167,7 +168,9 @@ where
                                 rec.head.trailers = Some(t.clone());
                             }
                         }
-                        if body.is_end_stream()
+                        // Trailers are the last frame: hyper stops polling
+                        // after them, so the body may never report its end.
+                        if (frame.is_trailers() || body.is_end_stream())
                             && let Some(rec) = recorder.take()
                         {
                             rec.finish();
@@ -199,8 +202,16 @@ where
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
-            Kind::Cached { data, .. } => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            Kind::Cached { data, trailers } => {
+                let len = data.as_ref().map_or(0, |d| d.len() as u64);
+                if trailers.is_some() {
+                    // Not exact: an exact length makes hyper drop trailers.
+                    let mut hint = SizeHint::new();
+                    hint.set_lower(len);
+                    hint
+                } else {
+                    SizeHint::with_exact(len)
+                }
             }
             Kind::Inner { body, .. } => body.size_hint(),
         }

@@ -37,6 +37,7 @@ pub struct TaggedCacheLayer<St> {
 pub(crate) struct Shared<St> {
     pub(crate) store: St,
     pub(crate) rules: RuleTable,
+    pub(crate) namespace: String,
     pub(crate) store_timeout: Duration,
     pub(crate) max_body_size: usize,
     pub(crate) breaker_threshold: u32,
@@ -52,6 +53,7 @@ impl<St: Store> TaggedCacheLayer<St> {
             shared: Arc::new(Shared {
                 store,
                 rules: RuleTable::default(),
+                namespace: String::new(),
                 store_timeout: DEFAULT_STORE_TIMEOUT,
                 max_body_size: DEFAULT_MAX_BODY_SIZE,
                 breaker_threshold: 5,
@@ -72,6 +74,15 @@ impl<St: Store> TaggedCacheLayer<St> {
         let compiled = rule.compile()?;
         Arc::make_mut(&mut self.shared).rules.insert(compiled)?;
         Ok(self)
+    }
+
+    /// A namespace hashed into every key this layer derives, for layers that
+    /// share a store and could otherwise derive the same keys (two nested
+    /// routers with the same inner routes). Tags are not namespaced:
+    /// bumping `User:42` reaches every layer on the store. Defaults to empty.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.shared).namespace = namespace.into();
+        self
     }
 
     /// The deadline of one store call on the request path (lookup or write).
@@ -139,7 +150,10 @@ impl<St: Store> Shared<St> {
         call: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Reason> {
         let now = self.health.now_ms();
-        if !self.health.allows(now) {
+        if !self
+            .health
+            .allows(now, self.breaker_threshold, self.breaker_cooldown)
+        {
             return Err(Reason::StoreUnavailable);
         }
         let outcome = match tokio::time::timeout(self.store_timeout, call).await {
@@ -168,7 +182,7 @@ impl<St: Store> Shared<St> {
         let now = self.health.now_ms();
         let n = self.health.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if n >= self.breaker_threshold {
-            let until = now + self.breaker_cooldown.as_millis() as u64;
+            let until = now.saturating_add(millis(self.breaker_cooldown));
             self.health.open_until_ms.store(until, Ordering::Relaxed);
         }
         let last = self.health.last_warn_ms.load(Ordering::Relaxed);
@@ -182,6 +196,10 @@ impl<St: Store> Shared<St> {
             tracing::warn!(error = %err, consecutive_failures = n, "cache store failed; serving uncached");
         }
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Store health: consecutive failures, the breaker, the warning rate limit.
@@ -207,8 +225,26 @@ impl Health {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn allows(&self, now_ms: u64) -> bool {
-        now_ms >= self.open_until_ms.load(Ordering::Relaxed)
+    /// Whether a store call may go ahead. While the breaker is open, none
+    /// may; once its cooldown ends, exactly one call claims the probe (by
+    /// pushing the deadline on) and the others keep bypassing until the
+    /// probe succeeds.
+    fn allows(&self, now_ms: u64, threshold: u32, cooldown: Duration) -> bool {
+        let until = self.open_until_ms.load(Ordering::Relaxed);
+        if now_ms < until {
+            return false;
+        }
+        if self.failures.load(Ordering::Relaxed) < threshold {
+            return true;
+        }
+        self.open_until_ms
+            .compare_exchange(
+                until,
+                now_ms.saturating_add(millis(cooldown)),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
     }
 
     fn succeeded(&self) {

@@ -24,6 +24,8 @@ pub(crate) enum Reason {
     StoreError,
     StoreTimeout,
     StoreUnavailable,
+    /// A write succeeded but bumping its tags failed.
+    InvalidationFailed,
     // The response was not stored (`fwd=miss`).
     Head,
     Status,
@@ -66,6 +68,7 @@ status_values! {
     StoreError => "bypass", "store-error";
     StoreTimeout => "bypass", "store-timeout";
     StoreUnavailable => "bypass", "store-unavailable";
+    InvalidationFailed => "bypass", "invalidation-failed";
     Head => "miss", "head";
     Status => "miss", "status";
     SetCookie => "miss", "set-cookie";
@@ -119,10 +122,7 @@ pub(crate) fn check_response<B: Body>(
     }
     let mut ttl = rule.ttl;
     let (mut max_age, mut s_maxage) = (None, None);
-    for directive in comma_list(headers, &header::CACHE_CONTROL) {
-        let (name, value) = directive.split_once('=').unwrap_or((directive, ""));
-        let name = name.trim();
-        let seconds = || value.trim().trim_matches('"').parse::<u64>().unwrap_or(0);
+    for (name, value) in cache_control(headers) {
         if name.eq_ignore_ascii_case("no-store") {
             return Err(Reason::NoStore);
         } else if name.eq_ignore_ascii_case("private") {
@@ -130,9 +130,9 @@ pub(crate) fn check_response<B: Body>(
         } else if name.eq_ignore_ascii_case("no-cache") {
             return Err(Reason::NoCache);
         } else if name.eq_ignore_ascii_case("s-maxage") {
-            s_maxage = Some(seconds());
+            s_maxage = Some(delta_seconds(value));
         } else if name.eq_ignore_ascii_case("max-age") {
-            max_age = Some(seconds());
+            max_age = Some(delta_seconds(value));
         }
     }
     if let Some(secs) = s_maxage.or(max_age) {
@@ -147,13 +147,70 @@ pub(crate) fn check_response<B: Body>(
         }
     }
     let limit = rule.max_body_size.unwrap_or(body_limit) as u64;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.unwrap_or(0) > limit || res.body().size_hint().lower() > limit {
+    if content_length(headers).unwrap_or(0) > limit || res.body().size_hint().lower() > limit {
         return Err(Reason::TooLarge);
     }
     Ok(ttl)
+}
+
+/// The declared `Content-Length`, when there is exactly one valid value.
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    value.to_str().ok()?.trim().parse().ok()
+}
+
+/// The directives of `Cache-Control` as `(name, value)`, splitting on
+/// commas outside quoted strings; quoted values are unquoted.
+fn cache_control(headers: &HeaderMap) -> Vec<(&str, Option<&str>)> {
+    let mut out = Vec::new();
+    for value in headers.get_all(header::CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else { continue };
+        let (mut start, mut quoted, mut escaped) = (0, false, false);
+        let bytes = value.as_bytes();
+        for i in 0..=bytes.len() {
+            let b = bytes.get(i).copied();
+            if escaped {
+                escaped = false;
+                continue;
+            }
+            match b {
+                Some(b'\\') if quoted => escaped = true,
+                Some(b'"') => quoted = !quoted,
+                Some(b',') if !quoted => {}
+                None => {}
+                Some(_) => continue,
+            }
+            if b == Some(b',') || b.is_none() {
+                let directive = value[start..i].trim();
+                start = i + 1;
+                if directive.is_empty() {
+                    continue;
+                }
+                let (name, arg) = match directive.split_once('=') {
+                    Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                    None => (directive, None),
+                };
+                out.push((name, arg));
+            }
+        }
+    }
+    out
+}
+
+/// A `delta-seconds` value (RFC 9111 §1.2.2): too large means 2^31; anything
+/// that is not digits means 0 (stale).
+fn delta_seconds(value: Option<&str>) -> u64 {
+    const CAP: u64 = 1 << 31;
+    match value {
+        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+            v.parse::<u64>().map_or(CAP, |n| n.min(CAP))
+        }
+        _ => 0,
+    }
 }
 
 /// The non-empty, trimmed members of a comma-separated header.
@@ -268,6 +325,28 @@ mod tests {
         assert_eq!(check(&[("vary", "*")]), Err(Reason::Vary));
         assert_eq!(check(&[("vary", "accept-language")]), Err(Reason::Vary));
         assert_eq!(check(&[("content-length", "4096")]), Err(Reason::TooLarge));
+        // Commas inside quoted strings do not split directives.
+        assert_eq!(
+            check(&[("cache-control", r#"max-age=5, x="a, max-age=300""#)]),
+            Ok(Duration::from_secs(5))
+        );
+        assert_eq!(
+            check(&[("cache-control", r#"ext="no-store, \"q\"", max-age=7"#)]),
+            Ok(Duration::from_secs(7))
+        );
+        // Huge values are capped, not read as zero.
+        assert_eq!(
+            check(&[("cache-control", "max-age=99999999999999999999999")]),
+            Ok(Duration::from_secs(60))
+        );
+        assert_eq!(
+            check(&[("cache-control", "max-age=-1")]),
+            Err(Reason::MaxAge)
+        );
+        assert_eq!(
+            check(&[("cache-control", "s-maxage=0, max-age=60")]),
+            Err(Reason::MaxAge)
+        );
         assert_eq!(
             check_response(&Method::HEAD, &res(&[]), &r, 1024),
             Err(Reason::Head)

@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use super::{
     ResponseBody,
-    body::Recorder,
+    body::{OnComplete, Recorder},
     future::ResponseFuture,
     layer::Shared,
     policy::{self, CACHE_STATUS, Reason},
@@ -150,19 +150,21 @@ fn plan<St>(shared: &Shared<St>, parts: &Parts) -> Plan {
     };
     Plan::Cache {
         rule: rule.clone(),
-        key: derive_key(parts, rule, &matched, tags),
+        key: derive_key(&shared.namespace, parts, rule, &matched, tags),
     }
 }
 
 /// The fragmented key of a request under a cache rule: everything but the
 /// tag versions, derived once, before the inner service runs.
 fn derive_key(
+    namespace: &str,
     parts: &Parts,
     rule: &CompiledRule,
     matched: &Matched<'_>,
     tags: Vec<Tag>,
 ) -> FragmentedKey {
     let mut b = FragmentedKey::builder(&rule.name, rule.key_version, &rule.group);
+    b.push_vary(":namespace", Some(namespace.as_bytes()));
     // GET and HEAD share entries: the method class is constant for a cache rule.
     b.push_vary(":method", Some(b"GET"));
     let host = parts
@@ -239,7 +241,13 @@ where
                 ttl,
             };
             let limit = rule.max_body_size.unwrap_or(shared.max_body_size);
-            let recorder = Recorder::new(head, limit, store_later(shared, lookup.entry_key));
+            let expected_len = policy::content_length(res.headers());
+            let recorder = Recorder::new(
+                head,
+                limit,
+                expected_len,
+                store_later(shared, lookup.entry_key),
+            );
             let res = res.map(|body| ResponseBody::recording(body, recorder));
             Ok(with_status(res, policy::stored_status()))
         }
@@ -251,20 +259,21 @@ where
 }
 
 /// Stores a completed response off the response path, under the key the
-/// lookup derived (never a re-derived one).
-fn store_later<St: Store>(
-    shared: Arc<Shared<St>>,
-    key: EntryKey,
-) -> Box<dyn FnOnce(CachedResponse) + Send> {
-    Box::new(move |entry| {
+/// lookup derived (never a re-derived one). Encoding happens in the spawned
+/// task, not while the last frame is on its way to the client.
+fn store_later<St: Store>(shared: Arc<Shared<St>>, key: EntryKey) -> OnComplete {
+    Box::new(move |head, chunks| {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let ttl = entry.ttl;
-        let bytes = entry.encode();
         rt.spawn(async move {
+            let bytes = head.encode_with_body(&chunks);
             let store = shared.store.clone();
-            if shared.guarded(store.put(key, bytes, ttl)).await.is_ok() {
+            if shared
+                .guarded(store.put(key, bytes, head.ttl))
+                .await
+                .is_ok()
+            {
                 tracing::trace!("response stored");
             }
         });
@@ -281,8 +290,9 @@ fn hit<B>(entry: CachedResponse, head: bool) -> Response<ResponseBody<B>> {
         ..
     } = entry;
     headers.insert(header::AGE, HeaderValue::from(age));
-    if !headers.contains_key(header::CONTENT_LENGTH) {
+    if trailers.is_none() && !headers.contains_key(header::CONTENT_LENGTH) {
         // A HEAD answer carries the length of the GET body it stands for.
+        // (With trailers the body goes chunked, so no length.)
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
     headers.append(CACHE_STATUS, policy::hit_status());
@@ -313,13 +323,12 @@ where
     // Bump only after the handler answered 2xx, i.e. after it committed: a
     // bump before the commit would let a reader cache old data under the new
     // version.
+    let mut status = Reason::Method;
     if res.status().is_success()
         && let Err(err) = invalidator.invalidate(&tags).await
     {
         tracing::error!(error = %err, tags = ?tags, "invalidation after a successful write failed; entries stay until their TTL");
+        status = Reason::InvalidationFailed;
     }
-    Ok(with_status(
-        res.map(ResponseBody::inner),
-        Reason::Method.header(),
-    ))
+    Ok(with_status(res.map(ResponseBody::inner), status.header()))
 }

@@ -46,18 +46,25 @@ impl CachedResponse {
 
     /// Encodes the entry.
     pub fn encode(&self) -> Bytes {
+        self.encode_with_body(std::slice::from_ref(&self.body))
+    }
+
+    /// Encodes the entry with `chunks` as its body (ignoring `self.body`),
+    /// copying each chunk once, straight into the encoded buffer.
+    pub(crate) fn encode_with_body(&self, chunks: &[Bytes]) -> Bytes {
         let header_size = |h: &HeaderMap| {
             4 + h
                 .iter()
                 .map(|(k, v)| 6 + k.as_str().len() + v.len())
                 .sum::<usize>()
         };
+        let body_len: usize = chunks.iter().map(Bytes::len).sum();
         let mut buf = BytesMut::with_capacity(
             1 + 2
                 + 16
                 + header_size(&self.headers)
                 + 8
-                + self.body.len()
+                + body_len
                 + 1
                 + self.trailers.as_ref().map_or(0, header_size),
         );
@@ -66,8 +73,10 @@ impl CachedResponse {
         buf.put_u64(self.stored_at_ms);
         buf.put_u64(self.ttl.as_millis().min(u64::MAX as u128) as u64);
         put_headers(&mut buf, &self.headers);
-        buf.put_u64(self.body.len() as u64);
-        buf.put_slice(&self.body);
+        buf.put_u64(body_len as u64);
+        for chunk in chunks {
+            buf.put_slice(chunk);
+        }
         match &self.trailers {
             None => buf.put_u8(0),
             Some(t) => {

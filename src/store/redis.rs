@@ -140,6 +140,25 @@ impl RedisStoreBuilder {
     ///
     /// When the URL is invalid or the first connection fails.
     pub async fn connect(self) -> Result<RedisStore, Error> {
+        let (client, config, prefix, version_ttl) = self.parts()?;
+        let conn = ConnectionManager::new_with_config(client, config).await?;
+        Ok(RedisStore::from_manager_with(conn, prefix, version_ttl))
+    }
+
+    /// Builds the store without connecting: the connection is made on first
+    /// use, so an app can start while Redis is down and serve uncached
+    /// until it is back.
+    ///
+    /// # Errors
+    ///
+    /// When the URL is invalid.
+    pub fn connect_lazy(self) -> Result<RedisStore, Error> {
+        let (client, config, prefix, version_ttl) = self.parts()?;
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(RedisStore::from_manager_with(conn, prefix, version_ttl))
+    }
+
+    fn parts(self) -> Result<(Client, ConnectionManagerConfig, String, Duration), Error> {
         let info = self.url?;
         let info = info.set_tcp_settings(TcpSettings::default().set_nodelay(true));
         let client = Client::open(info)?;
@@ -148,12 +167,7 @@ impl RedisStoreBuilder {
             .set_response_timeout(Some(self.command_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(client, config).await?;
-        Ok(RedisStore::from_manager_with(
-            conn,
-            self.prefix,
-            self.version_ttl,
-        ))
+        Ok((client, config, self.prefix, self.version_ttl))
     }
 }
 

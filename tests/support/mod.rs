@@ -279,8 +279,10 @@ pub mod scripted {
             }))
         }
 
+        /// A streamed body never knows it has ended before it is polled
+        /// again (as `StreamBody`); a full one does.
         fn is_end_stream(&self) -> bool {
-            self.steps.is_empty()
+            self.exact_len.is_some() && self.steps.is_empty()
         }
 
         fn size_hint(&self) -> SizeHint {
