@@ -99,6 +99,22 @@ fn user_rule() -> CacheRule {
         .ttl(Duration::from_secs(60))
 }
 
+/// The common start: an observed store, an inner-call counter and a layer
+/// with the `/users/{id}` rule.
+fn fixture<St: Store>(
+    store: St,
+) -> (
+    Observed<St>,
+    Arc<AtomicUsize>,
+    TaggedCacheLayer<Observed<St>>,
+) {
+    let store = Observed::new(store);
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap();
+    (store, Arc::new(AtomicUsize::new(0)), layer)
+}
+
 /// An origin that answers `call #n for <path>`.
 fn counting(
     calls: &Arc<AtomicUsize>,
@@ -112,11 +128,7 @@ fn counting(
 }
 
 async fn miss_hit_invalidate<St: Store>(store: St) {
-    let store = Observed::new(store);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let layer = TaggedCacheLayer::new(store.clone())
-        .rule(user_rule())
-        .unwrap();
+    let (store, calls, layer) = fixture(store);
     let invalidator = layer.invalidator();
     let mut svc = stack(layer, counting(&calls));
 
@@ -149,11 +161,7 @@ async fn miss_hit_invalidate<St: Store>(store: St) {
 }
 
 async fn head_uses_the_get_entry<St: Store>(store: St) {
-    let store = Observed::new(store);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let layer = TaggedCacheLayer::new(store.clone())
-        .rule(user_rule())
-        .unwrap();
+    let (store, calls, layer) = fixture(store);
     let mut svc = stack(layer, counting(&calls));
     let head = || Request::head("/users/1").body(Full::default()).unwrap();
 
@@ -176,56 +184,62 @@ async fn head_uses_the_get_entry<St: Store>(store: St) {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
+/// Each response the origin sends for a path, and the `detail=` that says
+/// why it was not stored.
+const UNSTORABLE: [(&str, u16, Option<(&str, &str)>, &str); 8] = [
+    ("/users/404", 404, None, "status"),
+    ("/users/500", 500, None, "status"),
+    (
+        "/users/cookie",
+        200,
+        Some(("set-cookie", "s=1")),
+        "set-cookie",
+    ),
+    (
+        "/users/nostore",
+        200,
+        Some(("cache-control", "no-store")),
+        "no-store",
+    ),
+    (
+        "/users/private",
+        200,
+        Some(("cache-control", "private, max-age=60")),
+        "private",
+    ),
+    (
+        "/users/zero",
+        200,
+        Some(("cache-control", "max-age=0")),
+        "max-age",
+    ),
+    ("/users/varystar", 200, Some(("vary", "*")), "vary"),
+    (
+        "/users/varylang",
+        200,
+        Some(("vary", "Accept-Language")),
+        "vary",
+    ),
+];
+
 async fn unstorable_responses_pass_through<St: Store>(store: St) {
     let calls = Arc::new(AtomicUsize::new(0));
     let layer = TaggedCacheLayer::new(store).rule(user_rule()).unwrap();
     let inner = origin(calls.clone(), |req, n| {
+        let (_, status, header, _) = UNSTORABLE
+            .iter()
+            .find(|(path, ..)| *path == req.uri().path())
+            .expect("a scripted path");
         let mut res = Response::new(Scripted::full(format!("call #{n}")));
-        match req.uri().path() {
-            "/users/404" => *res.status_mut() = StatusCode::NOT_FOUND,
-            "/users/500" => *res.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
-            "/users/cookie" => {
-                res.headers_mut()
-                    .insert("set-cookie", HeaderValue::from_static("s=1"));
-            }
-            "/users/nostore" => {
-                res.headers_mut()
-                    .insert("cache-control", HeaderValue::from_static("no-store"));
-            }
-            "/users/private" => {
-                res.headers_mut().insert(
-                    "cache-control",
-                    HeaderValue::from_static("private, max-age=60"),
-                );
-            }
-            "/users/zero" => {
-                res.headers_mut()
-                    .insert("cache-control", HeaderValue::from_static("max-age=0"));
-            }
-            "/users/varystar" => {
-                res.headers_mut()
-                    .insert("vary", HeaderValue::from_static("*"));
-            }
-            "/users/varylang" => {
-                res.headers_mut()
-                    .insert("vary", HeaderValue::from_static("Accept-Language"));
-            }
-            _ => unreachable!(),
+        *res.status_mut() = StatusCode::from_u16(*status).unwrap();
+        if let Some((name, value)) = header {
+            res.headers_mut()
+                .insert(*name, HeaderValue::from_static(value));
         }
         res
     });
     let mut svc = stack(layer, inner);
-    let cases = [
-        ("/users/404", "status"),
-        ("/users/500", "status"),
-        ("/users/cookie", "set-cookie"),
-        ("/users/nostore", "no-store"),
-        ("/users/private", "private"),
-        ("/users/zero", "max-age"),
-        ("/users/varystar", "vary"),
-        ("/users/varylang", "vary"),
-    ];
-    for (path, detail) in cases {
+    for (path, _, _, detail) in UNSTORABLE {
         let before = calls.load(Ordering::SeqCst);
         for _ in 0..2 {
             let seen = send(&mut svc, get(path)).await;
@@ -294,11 +308,7 @@ async fn incomplete_and_oversized_bodies_are_not_stored<St: Store>(store: St) {
 /// A body that ends cleanly but short of its `Content-Length` is a cut-off
 /// response: served as it came, never stored.
 async fn bodies_short_of_their_length_are_not_stored<St: Store>(store: St) {
-    let store = Observed::new(store);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let layer = TaggedCacheLayer::new(store.clone())
-        .rule(user_rule())
-        .unwrap();
+    let (store, calls, layer) = fixture(store);
     let inner = origin(calls.clone(), |req, n| {
         if req.uri().path() == "/users/short" {
             let mut res = Response::new(Scripted::steps([Step::Data(Bytes::from_static(b"half"))]));
@@ -326,11 +336,7 @@ async fn bodies_short_of_their_length_are_not_stored<St: Store>(store: St) {
 }
 
 async fn trailers_are_stored_and_replayed<St: Store>(store: St) {
-    let store = Observed::new(store);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let layer = TaggedCacheLayer::new(store.clone())
-        .rule(user_rule())
-        .unwrap();
+    let (store, calls, layer) = fixture(store);
     let inner = origin(calls.clone(), |_, _| {
         let mut trailers = HeaderMap::new();
         trailers.insert("grpc-status", HeaderValue::from_static("0"));
@@ -620,11 +626,7 @@ async fn handlers_find_the_invalidator<St: Store>(store: St) {
 }
 
 async fn percent_encoded_params_share_the_tag<St: Store>(store: St) {
-    let store = Observed::new(store);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let layer = TaggedCacheLayer::new(store.clone())
-        .rule(user_rule())
-        .unwrap();
+    let (store, calls, layer) = fixture(store);
     let invalidator = layer.invalidator();
     let mut svc = stack(layer, counting(&calls));
     send(&mut svc, get("/users/4%32")).await;
