@@ -186,7 +186,14 @@ async fn head_uses_the_get_entry<St: Store>(store: St) {
 
 /// Each response the origin sends for a path, and the `detail=` that says
 /// why it was not stored.
-const UNSTORABLE: [(&str, u16, Option<(&str, &str)>, &str); 8] = [
+type Case = (
+    &'static str,
+    u16,
+    Option<(&'static str, &'static str)>,
+    &'static str,
+);
+
+const UNSTORABLE: [Case; 8] = [
     ("/users/404", 404, None, "status"),
     ("/users/500", 500, None, "status"),
     (
