@@ -73,6 +73,9 @@ fn entry_codec(c: &mut Criterion) {
         trailers: None,
         stored_at_ms: 1,
         ttl: Duration::from_secs(60),
+        initial_age_ms: 0,
+        freshness: Duration::from_secs(60),
+        vary: Vec::new(),
     };
     let encoded = entry.encode();
     g.bench_function("encode_1k", |b| b.iter(|| black_box(entry.encode())));

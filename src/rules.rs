@@ -63,7 +63,26 @@ pub struct CacheRule {
     max_body_size: Option<usize>,
     ignore_query: bool,
     params: Vec<(String, ParamFn)>,
+    response_driven: bool,
 }
+
+/// The statuses a response-driven rule stores by default: final statuses
+/// whose meaning a cache understands (RFC 9110 §15.1), less `206`, `304`
+/// and server errors.
+pub const RESPONSE_DRIVEN_STATUSES: [StatusCode; 12] = [
+    StatusCode::OK,
+    StatusCode::NON_AUTHORITATIVE_INFORMATION,
+    StatusCode::NO_CONTENT,
+    StatusCode::MULTIPLE_CHOICES,
+    StatusCode::MOVED_PERMANENTLY,
+    StatusCode::FOUND,
+    StatusCode::TEMPORARY_REDIRECT,
+    StatusCode::PERMANENT_REDIRECT,
+    StatusCode::NOT_FOUND,
+    StatusCode::METHOD_NOT_ALLOWED,
+    StatusCode::GONE,
+    StatusCode::URI_TOO_LONG,
+];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Kind {
@@ -88,6 +107,7 @@ impl CacheRule {
             max_body_size: None,
             ignore_query: false,
             params: Vec::new(),
+            response_driven: false,
         }
     }
 
@@ -212,7 +232,22 @@ impl CacheRule {
         self
     }
 
-    /// The statuses that may be stored. Defaults to `200` only.
+    /// Takes freshness from the response only, as an HTTP cache in front of
+    /// an origin it knows nothing about: `s-maxage`, then `max-age`, then
+    /// `Expires` minus `Date`. A response without explicit freshness is not
+    /// stored (no heuristics); the rule's [`ttl`](Self::ttl) caps how long
+    /// anything is kept. Statuses default to [`RESPONSE_DRIVEN_STATUSES`].
+    ///
+    /// Without it, the rule's TTL is the freshness of every stored response,
+    /// shortened (never lengthened) by the response's own.
+    pub fn response_driven(mut self) -> Self {
+        self.response_driven = true;
+        self.statuses = RESPONSE_DRIVEN_STATUSES.to_vec();
+        self
+    }
+
+    /// The statuses that may be stored. Defaults to `200` only. `206`,
+    /// `304`, `1xx` and `5xx` are never stored.
     pub fn statuses<I: IntoIterator<Item = StatusCode>>(mut self, statuses: I) -> Self {
         self.statuses = statuses.into_iter().collect();
         self
@@ -304,6 +339,14 @@ impl CacheRule {
                 }
             }
         }
+        if let Some(s) = self.statuses.iter().find(|s| {
+            s.is_informational()
+                || s.is_server_error()
+                || **s == StatusCode::PARTIAL_CONTENT
+                || **s == StatusCode::NOT_MODIFIED
+        }) {
+            return Err(ctx(format!("status {s} is never stored")));
+        }
         let varies_on = |h: &HeaderName| self.vary.iter().any(|v| v.header_name() == Some(h));
         Ok(CompiledRule {
             allow_authorization: varies_on(&header::AUTHORIZATION),
@@ -322,6 +365,7 @@ impl CacheRule {
             max_body_size: self.max_body_size,
             ignore_query: self.ignore_query,
             params: self.params,
+            response_driven: self.response_driven,
         })
     }
 }
@@ -400,6 +444,7 @@ pub(crate) struct CompiledRule {
     pub(crate) max_body_size: Option<usize>,
     pub(crate) ignore_query: bool,
     params: Vec<(String, ParamFn)>,
+    pub(crate) response_driven: bool,
     pub(crate) allow_authorization: bool,
     pub(crate) allow_cookie: bool,
 }
@@ -419,14 +464,6 @@ impl CompiledRule {
 
     fn overlaps(&self, other: &CompiledRule) -> bool {
         self.kind == other.kind
-    }
-
-    /// Whether the response may carry a `Vary` on `name`.
-    pub(crate) fn varies_on_header(&self, name: &str) -> bool {
-        self.vary.iter().any(|(_, v)| {
-            v.header_name()
-                .is_some_and(|h| h.as_str().eq_ignore_ascii_case(name))
-        })
     }
 }
 
@@ -559,6 +596,8 @@ mod tests {
             CacheRule::put("/u"),
             CacheRule::get("/u").ttl(Duration::ZERO),
             CacheRule::get("/u").vary_on(VaryOn::path_param("id")),
+            CacheRule::get("/u").statuses([StatusCode::PARTIAL_CONTENT]),
+            CacheRule::get("/u").statuses([StatusCode::BAD_GATEWAY]),
         ];
         for rule in cases {
             let shown = format!("{rule:?}");

@@ -15,7 +15,8 @@ const MAX_RAW_INSTANCE_LEN: usize = 64;
 /// `Name` (`Dashboard`, empty instance).
 ///
 /// The name is a static identifier, validated on construction: 1 to 64 bytes
-/// of ASCII letters, digits, `_`, `-` and `.`. The instance usually comes from
+/// of ASCII letters, digits, `_`, `-` and `.`, not starting with `_` (those
+/// are the crate's own, such as the per-URI tag). The instance usually comes from
 /// a request and may hold any text of any length.
 ///
 /// ```
@@ -91,6 +92,11 @@ fn validate_name(name: &str, context: &str) -> Result<(), ConfigError> {
     if name.is_empty() {
         return Err(ConfigError::new(format!(
             "tag `{context}`: the tag name is empty"
+        )));
+    }
+    if name.starts_with('_') {
+        return Err(ConfigError::new(format!(
+            "tag `{context}`: tag names starting with `_` are reserved"
         )));
     }
     if name.len() > MAX_TAG_NAME_LEN {
@@ -314,7 +320,7 @@ mod tests {
 
     #[test]
     fn names_are_validated() {
-        for bad in ["", "a:b", "a{b", "a b", "é", &"x".repeat(65)] {
+        for bad in ["", "a:b", "a{b", "a b", "é", "_uri", &"x".repeat(65)] {
             let err = Tag::new(bad, 1).unwrap_err();
             assert!(err.to_string().contains("tag name"), "{bad:?}: {err}");
         }

@@ -38,6 +38,7 @@ pub(crate) struct Shared<St> {
     pub(crate) store: St,
     pub(crate) rules: RuleTable,
     pub(crate) namespace: String,
+    pub(crate) invalidate_unsafe: bool,
     pub(crate) store_timeout: Duration,
     pub(crate) max_body_size: usize,
     pub(crate) breaker_threshold: u32,
@@ -54,6 +55,7 @@ impl<St: Store> TaggedCacheLayer<St> {
                 store,
                 rules: RuleTable::default(),
                 namespace: String::new(),
+                invalidate_unsafe: true,
                 store_timeout: DEFAULT_STORE_TIMEOUT,
                 max_body_size: DEFAULT_MAX_BODY_SIZE,
                 breaker_threshold: 5,
@@ -82,6 +84,16 @@ impl<St: Store> TaggedCacheLayer<St> {
     /// bumping `User:42` reaches every layer on the store. Defaults to empty.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.shared).namespace = namespace.into();
+        self
+    }
+
+    /// Whether a successful (2xx or 3xx) `POST`, `PUT`, `PATCH` or `DELETE`
+    /// through the layer invalidates what is stored for its target URI, and
+    /// for its `Location` and `Content-Location` on the same host (RFC 9111
+    /// §4.4). Every cached response carries a per-URI tag for this. Defaults
+    /// to `true`.
+    pub fn invalidate_unsafe_requests(mut self, enabled: bool) -> Self {
+        Arc::make_mut(&mut self.shared).invalidate_unsafe = enabled;
         self
     }
 

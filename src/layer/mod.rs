@@ -18,6 +18,7 @@
 //! Handlers behind the layer find an [`Invalidator`](crate::Invalidator) in
 //! the request extensions (`axum::Extension<Invalidator<St>>`).
 
+mod flow;
 #[allow(clippy::module_inception)]
 mod layer;
 mod policy;
@@ -30,6 +31,6 @@ pub mod future;
 pub use self::{
     body::ResponseBody,
     layer::{DEFAULT_MAX_BODY_SIZE, DEFAULT_STORE_TIMEOUT, TaggedCacheLayer},
-    policy::CACHE_STATUS,
+    policy::{CACHE_STATUS, remove_hop_by_hop},
     service::TaggedCache,
 };

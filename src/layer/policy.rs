@@ -1,7 +1,11 @@
-//! What is cached, and the `Cache-Status` header that says so (RFC 9211).
+//! What is cached, for how long, and the `Cache-Status` header that says so
+//! (RFC 9111 for a shared cache, RFC 9211 for the status).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+#[cfg(test)]
+use http::StatusCode;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, header, request::Parts};
 use http_body::Body;
 
@@ -34,6 +38,7 @@ pub(crate) enum Reason {
     Private,
     NoCache,
     MaxAge,
+    NoFreshness,
     Vary,
     TooLarge,
 }
@@ -76,40 +81,174 @@ status_values! {
     Private => "miss", "private";
     NoCache => "miss", "no-cache";
     MaxAge => "miss", "max-age";
+    NoFreshness => "miss", "no-freshness";
     Vary => "miss", "vary";
     TooLarge => "miss", "too-large";
+}
+
+/// Why a stored response could not be used, so the inner service ran
+/// (RFC 9211 `fwd=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fwd {
+    /// Nothing was stored.
+    Miss,
+    /// A response was stored, for other values of its `Vary` headers.
+    VaryMiss,
+    /// The stored response was stale.
+    Stale,
+    /// The request asked not to be served from the cache (`no-cache`).
+    Request,
+}
+
+impl Fwd {
+    /// `Cache-Status` when the inner response is stored.
+    pub(crate) fn stored(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Fwd::Miss => "tower-tagged-cache; fwd=miss; stored",
+            Fwd::VaryMiss => "tower-tagged-cache; fwd=vary-miss; stored",
+            Fwd::Stale => "tower-tagged-cache; fwd=stale; stored",
+            Fwd::Request => "tower-tagged-cache; fwd=request; stored",
+        })
+    }
 }
 
 pub(crate) fn hit_status() -> HeaderValue {
     HeaderValue::from_static("tower-tagged-cache; hit")
 }
 
-pub(crate) fn stored_status() -> HeaderValue {
-    HeaderValue::from_static("tower-tagged-cache; fwd=miss; stored")
+/// A stale entry revalidated by the origin with `304 Not Modified`.
+pub(crate) fn revalidated_status() -> HeaderValue {
+    HeaderValue::from_static("tower-tagged-cache; fwd=stale; fwd-status=304; stored")
 }
 
-/// Request-side checks of a cache rule: may this request use a shared entry?
-pub(crate) fn check_request(parts: &Parts, rule: &CompiledRule) -> Result<(), Reason> {
-    let h = &parts.headers;
-    if h.contains_key(header::AUTHORIZATION) && !rule.allow_authorization {
-        return Err(Reason::Authorization);
+/// Parsed `Cache-Control` directives (request or response).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct CacheControl {
+    pub(crate) no_store: bool,
+    pub(crate) no_cache: bool,
+    pub(crate) private: bool,
+    pub(crate) public: bool,
+    pub(crate) must_revalidate: bool,
+    pub(crate) s_maxage: Option<u64>,
+    pub(crate) max_age: Option<u64>,
+    pub(crate) min_fresh: Option<u64>,
+}
+
+impl CacheControl {
+    pub(crate) fn parse(headers: &HeaderMap) -> Self {
+        let mut cc = Self::default();
+        for (name, value) in directives(headers) {
+            let is = |n: &str| name.eq_ignore_ascii_case(n);
+            if is("no-store") {
+                cc.no_store = true;
+            } else if is("no-cache") {
+                cc.no_cache = true;
+            } else if is("private") {
+                cc.private = true;
+            } else if is("public") {
+                cc.public = true;
+            } else if is("must-revalidate") || is("proxy-revalidate") {
+                cc.must_revalidate = true;
+            } else if is("s-maxage") {
+                cc.s_maxage = Some(delta_seconds(value));
+            } else if is("max-age") {
+                cc.max_age = Some(delta_seconds(value));
+            } else if is("min-fresh") {
+                cc.min_fresh = Some(delta_seconds(value));
+            }
+        }
+        cc
     }
+}
+
+/// What the request allows.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RequestPolicy {
+    /// The request carries `Authorization` and the rule does not vary on
+    /// it: only responses that allow it (`public`, `s-maxage`,
+    /// `must-revalidate`) may be shared with it (RFC 9111 §3.5).
+    pub(crate) authorized: bool,
+    /// `Cache-Control: no-store`: serve from the cache, store nothing.
+    pub(crate) no_store: bool,
+    /// `Cache-Control: no-cache` (or `Pragma: no-cache`): do not serve a
+    /// stored response without asking the origin.
+    pub(crate) no_cache: bool,
+    /// `max-age=N`: accept stored responses at most N seconds old.
+    pub(crate) max_age_ms: Option<u64>,
+    /// `min-fresh=N`: accept stored responses fresh for N more seconds.
+    pub(crate) min_fresh_ms: u64,
+}
+
+/// Request-side checks of a cache rule: may this request use the cache?
+pub(crate) fn check_request(parts: &Parts, rule: &CompiledRule) -> Result<RequestPolicy, Reason> {
+    let h = &parts.headers;
     if h.contains_key(header::COOKIE) && !rule.allow_cookie {
         return Err(Reason::Cookie);
     }
     if h.contains_key(header::RANGE) {
         return Err(Reason::Range);
     }
-    Ok(())
+    let cc = CacheControl::parse(h);
+    let pragma_no_cache = !h.contains_key(header::CACHE_CONTROL)
+        && h.get_all(header::PRAGMA)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"no-cache"));
+    Ok(RequestPolicy {
+        authorized: h.contains_key(header::AUTHORIZATION) && !rule.allow_authorization,
+        no_store: cc.no_store,
+        no_cache: cc.no_cache || pragma_no_cache,
+        max_age_ms: cc.max_age.map(|s| s.saturating_mul(1000)),
+        min_fresh_ms: cc.min_fresh.unwrap_or(0).saturating_mul(1000),
+    })
+}
+
+/// Whether a stored response may answer this request without the origin.
+pub(crate) fn usable_without_origin(
+    entry_age_ms: u64,
+    freshness: Duration,
+    req: &RequestPolicy,
+) -> bool {
+    let freshness_ms = u64::try_from(freshness.as_millis()).unwrap_or(u64::MAX);
+    !req.no_cache
+        && entry_age_ms.saturating_add(req.min_fresh_ms) < freshness_ms
+        && req.max_age_ms.is_none_or(|max| entry_age_ms <= max)
+}
+
+/// Whether a stored response (by its headers) may be shared with a request
+/// that carries `Authorization` (RFC 9111 §3.5).
+pub(crate) fn shareable_with_authorization(headers: &HeaderMap) -> bool {
+    let cc = CacheControl::parse(headers);
+    cc.public || cc.s_maxage.is_some() || cc.must_revalidate
+}
+
+/// How a response may be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Storable {
+    /// Fresh for this long from age zero.
+    pub(crate) freshness: Duration,
+    /// Kept in the store this long.
+    pub(crate) ttl: Duration,
+    /// The response's age when received.
+    pub(crate) initial_age_ms: u64,
+}
+
+/// When the request was sent and the response received, in ms since the
+/// Unix epoch (for the age calculation of RFC 9111 §4.2.3).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub(crate) request_ms: u64,
+    pub(crate) response_ms: u64,
 }
 
 /// Response-side checks: may this response be stored, and for how long?
 pub(crate) fn check_response<B: Body>(
     method: &Method,
+    req: &RequestPolicy,
     res: &Response<B>,
     rule: &CompiledRule,
     body_limit: usize,
-) -> Result<Duration, Reason> {
+    timing: Timing,
+) -> Result<Storable, Reason> {
     if method == Method::HEAD {
         return Err(Reason::Head);
     }
@@ -117,40 +256,200 @@ pub(crate) fn check_response<B: Body>(
         return Err(Reason::Status);
     }
     let headers = res.headers();
-    if headers.contains_key(header::SET_COOKIE) {
-        return Err(Reason::SetCookie);
-    }
-    let mut ttl = rule.ttl;
-    let (mut max_age, mut s_maxage) = (None, None);
-    for (name, value) in cache_control(headers) {
-        if name.eq_ignore_ascii_case("no-store") {
-            return Err(Reason::NoStore);
-        } else if name.eq_ignore_ascii_case("private") {
-            return Err(Reason::Private);
-        } else if name.eq_ignore_ascii_case("no-cache") {
-            return Err(Reason::NoCache);
-        } else if name.eq_ignore_ascii_case("s-maxage") {
-            s_maxage = Some(delta_seconds(value));
-        } else if name.eq_ignore_ascii_case("max-age") {
-            max_age = Some(delta_seconds(value));
-        }
-    }
-    if let Some(secs) = s_maxage.or(max_age) {
-        if secs == 0 {
-            return Err(Reason::MaxAge);
-        }
-        ttl = ttl.min(Duration::from_secs(secs));
-    }
-    for name in comma_list(headers, &header::VARY) {
-        if name == "*" || !rule.varies_on_header(name) {
-            return Err(Reason::Vary);
-        }
-    }
+    let storable = check_headers(headers, req, rule, timing)?;
     let limit = rule.max_body_size.unwrap_or(body_limit) as u64;
     if content_length(headers).unwrap_or(0) > limit || res.body().size_hint().lower() > limit {
         return Err(Reason::TooLarge);
     }
-    Ok(ttl)
+    Ok(storable)
+}
+
+/// The header part of [`check_response`], also used to refresh a stored
+/// response after a `304`.
+pub(crate) fn check_headers(
+    headers: &HeaderMap,
+    req: &RequestPolicy,
+    rule: &CompiledRule,
+    timing: Timing,
+) -> Result<Storable, Reason> {
+    if headers.contains_key(header::SET_COOKIE) {
+        return Err(Reason::SetCookie);
+    }
+    let cc = CacheControl::parse(headers);
+    if cc.no_store || req.no_store {
+        return Err(Reason::NoStore);
+    }
+    if cc.private {
+        return Err(Reason::Private);
+    }
+    if req.authorized && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
+        return Err(Reason::Authorization);
+    }
+    if comma_list(headers, &header::VARY).any(|v| v == "*") {
+        return Err(Reason::Vary);
+    }
+    let date_ms = header_date_ms(headers, &header::DATE);
+    let explicit_ms = match (cc.s_maxage.or(cc.max_age), headers.get(header::EXPIRES)) {
+        (Some(secs), _) => Some(secs.saturating_mul(1000)),
+        (None, Some(expires)) => Some(
+            // An invalid Expires means already expired (RFC 9111 §5.3).
+            date_from(expires).map_or(0, |exp| {
+                exp.saturating_sub(date_ms.unwrap_or(timing.response_ms))
+            }),
+        ),
+        (None, None) => None,
+    };
+    let rule_ttl_ms = u64::try_from(rule.ttl.as_millis()).unwrap_or(u64::MAX);
+    let freshness_ms = match explicit_ms {
+        Some(ms) => ms.min(rule_ttl_ms),
+        None if rule.response_driven && !cc.no_cache => return Err(Reason::NoFreshness),
+        None => rule_ttl_ms,
+    };
+    let freshness_ms = if cc.no_cache { 0 } else { freshness_ms };
+    let initial_age_ms = initial_age_ms(headers, date_ms, timing);
+    let remaining_ms = freshness_ms.saturating_sub(initial_age_ms);
+    let validators =
+        headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
+    let ttl_ms = if validators {
+        // Kept past its freshness so it can be revalidated with the origin.
+        rule_ttl_ms.max(remaining_ms)
+    } else if remaining_ms == 0 {
+        return Err(if cc.no_cache {
+            Reason::NoCache
+        } else {
+            Reason::MaxAge
+        });
+    } else {
+        remaining_ms
+    };
+    Ok(Storable {
+        freshness: Duration::from_millis(freshness_ms),
+        ttl: Duration::from_millis(ttl_ms),
+        initial_age_ms,
+    })
+}
+
+/// The corrected initial age of a response (RFC 9111 §4.2.3).
+fn initial_age_ms(headers: &HeaderMap, date_ms: Option<u64>, timing: Timing) -> u64 {
+    let age_value_ms = headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(0, |v| delta_seconds(Some(v.trim())).saturating_mul(1000));
+    let apparent_ms = date_ms.map_or(0, |d| timing.response_ms.saturating_sub(d));
+    let delay_ms = timing.response_ms.saturating_sub(timing.request_ms);
+    apparent_ms.max(age_value_ms.saturating_add(delay_ms))
+}
+
+fn date_from(value: &HeaderValue) -> Option<u64> {
+    let t = httpdate::parse_http_date(value.to_str().ok()?).ok()?;
+    Some(u64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn header_date_ms(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
+    date_from(headers.get(name)?)
+}
+
+/// The request header values a response's `Vary` names, to store with it.
+pub(crate) fn vary_values(
+    req_headers: &HeaderMap,
+    res_headers: &HeaderMap,
+) -> Vec<(HeaderName, Option<Bytes>)> {
+    let mut names: Vec<HeaderName> = comma_list(res_headers, &header::VARY)
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+        .collect();
+    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let value = request_value(req_headers, &name);
+            (name, value)
+        })
+        .collect()
+}
+
+/// Whether a request matches the `Vary` values stored with a response.
+pub(crate) fn vary_matches(
+    req_headers: &HeaderMap,
+    stored: &[(HeaderName, Option<Bytes>)],
+) -> bool {
+    stored
+        .iter()
+        .all(|(name, value)| request_value(req_headers, name) == *value)
+}
+
+/// A request header's field lines, combined and normalised (RFC 9111 §4.1:
+/// whitespace around commas does not matter).
+fn request_value(headers: &HeaderMap, name: &HeaderName) -> Option<Bytes> {
+    let mut values = headers.get_all(name).iter().peekable();
+    values.peek()?;
+    let mut out = Vec::new();
+    for v in values {
+        for part in v.as_bytes().split(|b| *b == b',') {
+            if !out.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(part.trim_ascii());
+        }
+    }
+    Some(Bytes::from(out))
+}
+
+/// Whether a request's conditionals let a stored response answer `304 Not
+/// Modified` (RFC 9110 §13.1.2, §13.1.3; `If-Modified-Since` only counts
+/// without `If-None-Match`).
+pub(crate) fn not_modified(req_headers: &HeaderMap, stored: &HeaderMap) -> bool {
+    let inm: Vec<&str> = comma_list(req_headers, &header::IF_NONE_MATCH).collect();
+    if !inm.is_empty() {
+        let Some(etag) = stored.get(header::ETAG).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let weak = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+        return inm.iter().any(|t| *t == "*" || weak(t) == weak(etag));
+    }
+    let Some(since) = req_headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(date_from)
+    else {
+        return false;
+    };
+    header_date_ms(stored, &header::LAST_MODIFIED)
+        .or_else(|| header_date_ms(stored, &header::DATE))
+        .is_some_and(|modified| modified <= since)
+}
+
+/// The headers a `304` carries from the stored response (RFC 9110 §15.4.5).
+pub(crate) fn not_modified_headers(stored: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in [
+        header::CACHE_CONTROL,
+        header::CONTENT_LOCATION,
+        header::DATE,
+        header::ETAG,
+        header::EXPIRES,
+        header::LAST_MODIFIED,
+        header::VARY,
+    ] {
+        for v in stored.get_all(&name) {
+            out.append(name.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// Updates stored headers with those of a `304` (RFC 9111 §3.2): each field
+/// the 304 carries replaces the stored one, except the framing fields.
+pub(crate) fn merge_not_modified(stored: &mut HeaderMap, fresh: &HeaderMap) {
+    let fresh = storable_headers(fresh);
+    for name in fresh.keys() {
+        if name == header::CONTENT_LENGTH || name == header::CONTENT_ENCODING {
+            continue;
+        }
+        stored.remove(name);
+        for v in fresh.get_all(name) {
+            stored.append(name.clone(), v.clone());
+        }
+    }
 }
 
 /// The declared `Content-Length`, when there is exactly one valid value.
@@ -165,7 +464,7 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 /// The directives of `Cache-Control` as `(name, value)`, splitting on
 /// commas outside quoted strings; quoted values are unquoted.
-fn cache_control(headers: &HeaderMap) -> Vec<(&str, Option<&str>)> {
+fn directives(headers: &HeaderMap) -> Vec<(&str, Option<&str>)> {
     let mut out = Vec::new();
     for value in headers.get_all(header::CACHE_CONTROL) {
         let Ok(value) = value.to_str() else { continue };
@@ -214,7 +513,10 @@ fn delta_seconds(value: Option<&str>) -> u64 {
 }
 
 /// The non-empty, trimmed members of a comma-separated header.
-fn comma_list<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
+pub(crate) fn comma_list<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(name)
         .iter()
@@ -224,34 +526,64 @@ fn comma_list<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<It
         .filter(|s| !s.is_empty())
 }
 
-/// The headers worth storing: without hop-by-hop fields (RFC 9110 §7.6.1),
-/// those `Connection` names, `Age` (recomputed on every hit) and the cache's
-/// own `Cache-Status`.
-pub(crate) fn storable_headers(headers: &HeaderMap) -> HeaderMap {
-    let listed: Vec<String> = comma_list(headers, &header::CONNECTION)
+/// Hop-by-hop fields (RFC 9110 §7.6.1), which a cache neither stores nor
+/// forwards, plus those a `Connection` header names.
+fn is_hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "upgrade"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+    ) || connection_listed.iter().any(|l| l == name.as_str())
+}
+
+/// The lowercased field names a `Connection` header lists.
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    comma_list(headers, &header::CONNECTION)
         .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// Removes the hop-by-hop fields of a message (RFC 9110 §7.6.1):
+/// `Connection` and the fields it names, `Keep-Alive`, `Transfer-Encoding`,
+/// `TE`, `Upgrade` and the `Proxy-*` fields. A proxy calls this on what it
+/// forwards, both ways.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let listed = connection_listed(headers);
+    let hop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_hop_by_hop(name, &listed))
+        .cloned()
         .collect();
+    for name in hop {
+        headers.remove(name);
+    }
+}
+
+/// The headers worth storing: without hop-by-hop fields, `Age` (recomputed
+/// on every hit) and the cache's own `Cache-Status`.
+pub(crate) fn storable_headers(headers: &HeaderMap) -> HeaderMap {
+    let listed = connection_listed(headers);
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        let n = name.as_str();
-        let hop = matches!(
-            n,
-            "connection"
-                | "keep-alive"
-                | "transfer-encoding"
-                | "te"
-                | "upgrade"
-                | "proxy-connection"
-                | "proxy-authenticate"
-                | "proxy-authorization"
-                | "age"
-                | "cache-status"
-        ) || listed.iter().any(|l| l == n);
-        if !hop {
+        let skip = is_hop_by_hop(name, &listed) || name == header::AGE || *name == CACHE_STATUS;
+        if !skip {
             out.append(name.clone(), value.clone());
         }
     }
     out
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -264,13 +596,21 @@ mod tests {
         r.compile().unwrap()
     }
 
-    fn res(headers: &[(&str, &str)]) -> Response<Full<bytes::Bytes>> {
+    fn res(headers: &[(&str, &str)]) -> Response<Full<Bytes>> {
         let mut b = Response::builder();
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        b.body(Full::new(bytes::Bytes::from_static(b"hello")))
-            .unwrap()
+        b.body(Full::new(Bytes::from_static(b"hello"))).unwrap()
+    }
+
+    const NOW: Timing = Timing {
+        request_ms: 1_800_000_000_000,
+        response_ms: 1_800_000_000_000,
+    };
+
+    fn http_date(ms: u64) -> String {
+        httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(ms))
     }
 
     #[test]
@@ -284,13 +624,28 @@ mod tests {
             "tower-tagged-cache; fwd=bypass; detail=authorization"
         );
         assert_eq!(Reason::TooLarge.as_str(), "too-large");
+        assert_eq!(
+            Fwd::VaryMiss.stored(),
+            "tower-tagged-cache; fwd=vary-miss; stored"
+        );
+    }
+
+    fn fresh_for(r: &CompiledRule, h: &[(&str, &str)]) -> Result<Duration, Reason> {
+        check_response(
+            &Method::GET,
+            &RequestPolicy::default(),
+            &res(h),
+            r,
+            1024,
+            NOW,
+        )
+        .map(|s| s.freshness)
     }
 
     #[test]
     fn response_rules() {
         let r = rule(CacheRule::get("/").ttl(Duration::from_secs(60)));
-        let get = Method::GET;
-        let check = |h: &[(&str, &str)]| check_response(&get, &res(h), &r, 1024);
+        let check = |h: &[(&str, &str)]| fresh_for(&r, h);
         assert_eq!(check(&[]), Ok(Duration::from_secs(60)));
         assert_eq!(
             check(&[("cache-control", "public, max-age=10")]),
@@ -323,7 +678,10 @@ mod tests {
         );
         assert_eq!(check(&[("set-cookie", "a=b")]), Err(Reason::SetCookie));
         assert_eq!(check(&[("vary", "*")]), Err(Reason::Vary));
-        assert_eq!(check(&[("vary", "accept-language")]), Err(Reason::Vary));
+        assert_eq!(
+            check(&[("vary", "accept-language")]),
+            Ok(Duration::from_secs(60))
+        );
         assert_eq!(check(&[("content-length", "4096")]), Err(Reason::TooLarge));
         // Commas inside quoted strings do not split directives.
         assert_eq!(
@@ -348,37 +706,270 @@ mod tests {
             Err(Reason::MaxAge)
         );
         assert_eq!(
-            check_response(&Method::HEAD, &res(&[]), &r, 1024),
+            check_response(
+                &Method::HEAD,
+                &RequestPolicy::default(),
+                &res(&[]),
+                &r,
+                1024,
+                NOW
+            ),
             Err(Reason::Head)
         );
-        let varying =
-            rule(CacheRule::get("/").vary_on(crate::VaryOn::header(header::ACCEPT_LANGUAGE)));
-        assert!(check_response(&get, &res(&[("vary", "Accept-Language")]), &varying, 1024).is_ok());
-        let tiny = check_response(&get, &res(&[]), &r, 2);
+        let tiny = check_response(
+            &Method::GET,
+            &RequestPolicy::default(),
+            &res(&[]),
+            &r,
+            2,
+            NOW,
+        );
         assert_eq!(tiny, Err(Reason::TooLarge), "size hint of a 5-byte body");
         let mut not_found = res(&[]);
-        *not_found.status_mut() = http::StatusCode::NOT_FOUND;
+        *not_found.status_mut() = StatusCode::NOT_FOUND;
         assert_eq!(
-            check_response(&get, &not_found, &r, 1024),
+            check_response(
+                &Method::GET,
+                &RequestPolicy::default(),
+                &not_found,
+                &r,
+                1024,
+                NOW
+            ),
             Err(Reason::Status)
         );
     }
 
     #[test]
-    fn hop_by_hop_headers_are_not_stored() {
+    fn expires_date_and_age() {
+        let r = rule(
+            CacheRule::get("/")
+                .response_driven()
+                .ttl(Duration::from_secs(3600)),
+        );
+        let now = NOW.response_ms;
+        let date = http_date(now);
+        let in_100 = http_date(now + 100_000);
+        let past = http_date(now - 100_000);
+        let check = |h: &[(&str, &str)]| fresh_for(&r, h);
+        assert_eq!(check(&[]), Err(Reason::NoFreshness), "no heuristics");
+        assert_eq!(
+            check(&[("date", &date), ("expires", &in_100)]),
+            Ok(Duration::from_secs(100))
+        );
+        assert_eq!(
+            check(&[("date", &date), ("expires", &past)]),
+            Err(Reason::MaxAge)
+        );
+        assert_eq!(
+            check(&[("expires", "0")]),
+            Err(Reason::MaxAge),
+            "invalid means expired"
+        );
+        assert_eq!(
+            check(&[("expires", &past), ("cache-control", "max-age=30")]),
+            Ok(Duration::from_secs(30)),
+            "max-age wins over Expires"
+        );
+        // Already older than its freshness when received.
+        assert_eq!(
+            check(&[("cache-control", "max-age=30"), ("age", "40")]),
+            Err(Reason::MaxAge)
+        );
+        let aged = check_response(
+            &Method::GET,
+            &RequestPolicy::default(),
+            &res(&[("cache-control", "max-age=30"), ("age", "10")]),
+            &r,
+            1024,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(aged.initial_age_ms, 10_000);
+        // A Date in the past makes the response older (apparent age).
+        let old_date = http_date(now - 20_000);
+        let aged = check_response(
+            &Method::GET,
+            &RequestPolicy::default(),
+            &res(&[("cache-control", "max-age=30"), ("date", &old_date)]),
+            &r,
+            1024,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(aged.initial_age_ms, 20_000);
+        // Stale on arrival but revalidatable: stored, with zero freshness left.
+        let stale = check_response(
+            &Method::GET,
+            &RequestPolicy::default(),
+            &res(&[("cache-control", "no-cache"), ("etag", "\"v1\"")]),
+            &r,
+            1024,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(stale.freshness, Duration::ZERO);
+        assert_eq!(stale.ttl, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn authorization_needs_explicit_permission() {
+        let r = rule(CacheRule::get("/"));
+        let req = RequestPolicy {
+            authorized: true,
+            ..RequestPolicy::default()
+        };
+        let check = |h: &[(&str, &str)]| {
+            check_response(&Method::GET, &req, &res(h), &r, 1024, NOW).map(|_| ())
+        };
+        assert_eq!(check(&[]), Err(Reason::Authorization));
+        assert_eq!(
+            check(&[("cache-control", "max-age=60")]),
+            Err(Reason::Authorization)
+        );
+        assert_eq!(check(&[("cache-control", "public, max-age=60")]), Ok(()));
+        assert_eq!(check(&[("cache-control", "s-maxage=60")]), Ok(()));
+        assert_eq!(
+            check(&[("cache-control", "must-revalidate, max-age=60")]),
+            Ok(())
+        );
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
-        for (k, v) in [
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn conditionals() {
+        let stored = headers(&[
+            ("etag", "W/\"v1\""),
+            ("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
+        ]);
+        let nm = |req: &[(&str, &str)]| not_modified(&headers(req), &stored);
+        assert!(nm(&[("if-none-match", "\"v1\"")]), "weak comparison");
+        assert!(nm(&[("if-none-match", "\"x\", W/\"v1\"")]));
+        assert!(nm(&[("if-none-match", "*")]));
+        assert!(!nm(&[("if-none-match", "\"v2\"")]));
+        assert!(nm(&[(
+            "if-modified-since",
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        )]));
+        assert!(!nm(&[(
+            "if-modified-since",
+            "Sat, 05 Nov 1994 08:49:37 GMT"
+        )]));
+        assert!(
+            !nm(&[
+                ("if-none-match", "\"v2\""),
+                ("if-modified-since", "Sun, 06 Nov 1994 08:49:37 GMT")
+            ]),
+            "If-None-Match wins"
+        );
+        assert!(!nm(&[]));
+        assert!(!nm(&[("if-modified-since", "garbage")]));
+    }
+
+    #[test]
+    fn vary_values_match_normalised() {
+        let res = headers(&[("vary", "Accept-Language, accept-encoding")]);
+        let stored = vary_values(&headers(&[("accept-language", "en, fr")]), &res);
+        assert_eq!(stored.len(), 2);
+        assert!(vary_matches(
+            &headers(&[("accept-language", "en,fr")]),
+            &stored
+        ));
+        assert!(vary_matches(
+            &headers(&[("accept-language", "en"), ("accept-language", "fr")]),
+            &stored
+        ));
+        assert!(!vary_matches(
+            &headers(&[("accept-language", "fr")]),
+            &stored
+        ));
+        assert!(!vary_matches(
+            &headers(&[("accept-language", "en, fr"), ("accept-encoding", "gzip")]),
+            &stored
+        ));
+    }
+
+    #[test]
+    fn request_directives() {
+        let r = rule(CacheRule::get("/"));
+        let parts = |h: &[(&str, &str)]| {
+            let mut b = http::Request::get("/");
+            for (k, v) in h {
+                b = b.header(*k, *v);
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        let p = check_request(&parts(&[("pragma", "no-cache")]), &r).unwrap();
+        assert!(p.no_cache);
+        let p = check_request(&parts(&[("cache-control", "max-age=5, min-fresh=2")]), &r).unwrap();
+        assert_eq!((p.max_age_ms, p.min_fresh_ms), (Some(5000), 2000));
+        assert!(usable_without_origin(1000, Duration::from_secs(10), &p));
+        assert!(
+            !usable_without_origin(6000, Duration::from_secs(10), &p),
+            "older than max-age"
+        );
+        assert!(!usable_without_origin(
+            8500,
+            Duration::from_secs(10),
+            &RequestPolicy {
+                min_fresh_ms: 2000,
+                ..RequestPolicy::default()
+            }
+        ));
+        assert!(matches!(
+            check_request(&parts(&[("cookie", "a=1")]), &r),
+            Err(Reason::Cookie)
+        ));
+        assert!(
+            check_request(&parts(&[("authorization", "x")]), &r)
+                .unwrap()
+                .authorized
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_not_stored() {
+        let h = headers(&[
             ("connection", "x-secret, keep-alive"),
             ("x-secret", "1"),
             ("keep-alive", "timeout=5"),
             ("transfer-encoding", "chunked"),
             ("age", "3"),
             ("content-type", "text/plain"),
-        ] {
-            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
-        }
+        ]);
         let kept = storable_headers(&h);
         assert_eq!(kept.len(), 1);
         assert!(kept.contains_key("content-type"));
+    }
+
+    #[test]
+    fn not_modified_merges_headers() {
+        let mut stored = headers(&[
+            ("etag", "\"v1\""),
+            ("cache-control", "max-age=1"),
+            ("x-a", "1"),
+        ]);
+        merge_not_modified(
+            &mut stored,
+            &headers(&[
+                ("cache-control", "max-age=60"),
+                ("content-length", "0"),
+                ("connection", "close"),
+            ]),
+        );
+        assert_eq!(stored["cache-control"], "max-age=60");
+        assert_eq!(stored["x-a"], "1");
+        assert!(!stored.contains_key("content-length"));
+        assert!(!stored.contains_key("connection"));
     }
 }

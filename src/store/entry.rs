@@ -1,18 +1,20 @@
 //! The stored form of a response.
 //!
-//! Binary and versioned: `[format=1][status u16][stored_at_ms u64][ttl_ms u64]
-//! [headers][body len u64][body][has_trailers u8][trailers?]`, where a header
-//! block is `[count u32]` then `[name len u16][name][value len u32][value]`
-//! per field, all integers big-endian. Decoding treats the bytes as untrusted:
+//! Binary and versioned: `[format=2][status u16][stored_at_ms u64][ttl_ms u64]
+//! [initial_age_ms u64][freshness_ms u64][vary][headers][body len u64][body]
+//! [has_trailers u8][trailers?]`, where a header block is `[count u32]` then
+//! `[name len u16][name][value len u32][value]` per field, and the vary block
+//! is `[count u32]` then `[name len u16][name][present u8][value len u32][value]?`;
+//! all integers big-endian. Decoding treats the bytes as untrusted:
 //! anything malformed, truncated, of another format or with trailing bytes is
 //! `None` (a miss), never a panic.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-const FORMAT_V1: u8 = 1;
+const FORMAT: u8 = 2;
 
 /// A response as the cache stores it.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,21 +29,35 @@ pub struct CachedResponse {
     pub trailers: Option<HeaderMap>,
     /// When the response was stored, in milliseconds since the Unix epoch.
     pub stored_at_ms: u64,
-    /// How long the entry lives.
+    /// How long the store keeps the entry (at least its freshness; longer
+    /// when it can be revalidated).
     pub ttl: Duration,
+    /// The response's age when it was stored (RFC 9111 §4.2.3: the larger of
+    /// its `Age` plus the response delay and `now - Date`).
+    pub initial_age_ms: u64,
+    /// How long the response is fresh, counted from age zero.
+    pub freshness: Duration,
+    /// The request headers the response's `Vary` names, with the values the
+    /// storing request had (`None`: absent). A request must match them all.
+    pub vary: Vec<(HeaderName, Option<Bytes>)>,
 }
 
 impl CachedResponse {
-    /// Milliseconds since the Unix epoch, now.
-    pub(crate) fn now_ms() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+    /// The entry's current age in milliseconds: its age when stored plus
+    /// the time since.
+    pub fn age_ms(&self, now_ms: u64) -> u64 {
+        self.initial_age_ms
+            .saturating_add(now_ms.saturating_sub(self.stored_at_ms))
     }
 
-    /// Whole seconds since the entry was stored (the `Age` header).
+    /// Whole seconds of [`age_ms`](Self::age_ms) (the `Age` header).
     pub fn age_secs(&self, now_ms: u64) -> u64 {
-        now_ms.saturating_sub(self.stored_at_ms) / 1000
+        self.age_ms(now_ms) / 1000
+    }
+
+    /// Whether the entry is still fresh.
+    pub fn is_fresh(&self, now_ms: u64) -> bool {
+        u128::from(self.age_ms(now_ms)) < self.freshness.as_millis()
     }
 
     /// Encodes the entry.
@@ -62,16 +78,38 @@ impl CachedResponse {
         let mut buf = BytesMut::with_capacity(
             1 + 2
                 + 16
+                + 16
+                + 4
+                + self
+                    .vary
+                    .iter()
+                    .map(|(k, v)| 7 + k.as_str().len() + v.as_ref().map_or(0, Bytes::len))
+                    .sum::<usize>()
                 + header_size(&self.headers)
                 + 8
                 + body_len
                 + 1
                 + self.trailers.as_ref().map_or(0, header_size),
         );
-        buf.put_u8(FORMAT_V1);
+        buf.put_u8(FORMAT);
         buf.put_u16(self.status.as_u16());
         buf.put_u64(self.stored_at_ms);
-        buf.put_u64(self.ttl.as_millis().min(u64::MAX as u128) as u64);
+        buf.put_u64(millis(self.ttl));
+        buf.put_u64(self.initial_age_ms);
+        buf.put_u64(millis(self.freshness));
+        buf.put_u32(self.vary.len() as u32);
+        for (name, value) in &self.vary {
+            buf.put_u16(name.as_str().len() as u16);
+            buf.put_slice(name.as_str().as_bytes());
+            match value {
+                None => buf.put_u8(0),
+                Some(v) => {
+                    buf.put_u8(1);
+                    buf.put_u32(v.len() as u32);
+                    buf.put_slice(v);
+                }
+            }
+        }
         put_headers(&mut buf, &self.headers);
         buf.put_u64(body_len as u64);
         for chunk in chunks {
@@ -91,12 +129,38 @@ impl CachedResponse {
     /// `bytes`' allocation.
     pub fn decode(bytes: Bytes) -> Option<Self> {
         let mut r = bytes.clone();
-        if r.try_get_u8().ok()? != FORMAT_V1 {
+        if r.try_get_u8().ok()? != FORMAT {
             return None;
         }
         let status = StatusCode::from_u16(r.try_get_u16().ok()?).ok()?;
         let stored_at_ms = r.try_get_u64().ok()?;
         let ttl = Duration::from_millis(r.try_get_u64().ok()?);
+        let initial_age_ms = r.try_get_u64().ok()?;
+        let freshness = Duration::from_millis(r.try_get_u64().ok()?);
+        let vary_count = r.try_get_u32().ok()? as usize;
+        if vary_count > r.remaining() / 3 {
+            return None;
+        }
+        let mut vary = Vec::with_capacity(vary_count);
+        for _ in 0..vary_count {
+            let name_len = r.try_get_u16().ok()? as usize;
+            if r.remaining() < name_len {
+                return None;
+            }
+            let name = HeaderName::from_bytes(&r.split_to(name_len)).ok()?;
+            let value = match r.try_get_u8().ok()? {
+                0 => None,
+                1 => {
+                    let len = r.try_get_u32().ok()? as usize;
+                    if r.remaining() < len {
+                        return None;
+                    }
+                    Some(r.split_to(len))
+                }
+                _ => return None,
+            };
+            vary.push((name, value));
+        }
         let headers = get_headers(&mut r)?;
         let body_len = usize::try_from(r.try_get_u64().ok()?).ok()?;
         if r.remaining() < body_len {
@@ -118,8 +182,15 @@ impl CachedResponse {
             trailers,
             stored_at_ms,
             ttl,
+            initial_age_ms,
+            freshness,
+            vary,
         })
     }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn put_headers(buf: &mut BytesMut, headers: &HeaderMap) {
@@ -174,6 +245,15 @@ mod tests {
             trailers: Some(trailers),
             stored_at_ms: 1_700_000_000_123,
             ttl: Duration::from_secs(60),
+            initial_age_ms: 2_000,
+            freshness: Duration::from_secs(30),
+            vary: vec![
+                (
+                    HeaderName::from_static("accept-language"),
+                    Some(Bytes::from_static(b"en")),
+                ),
+                (HeaderName::from_static("x-absent"), None),
+            ],
         }
     }
 
@@ -205,15 +285,17 @@ mod tests {
         longer.push(0);
         assert_eq!(CachedResponse::decode(longer.into()), None);
         let mut other = bytes.to_vec();
-        other[0] = 2;
+        other[0] = 1;
         assert_eq!(CachedResponse::decode(other.into()), None);
     }
 
     #[test]
-    fn age_is_whole_seconds_and_never_negative() {
+    fn age_counts_the_initial_age_and_never_goes_negative() {
         let e = sample();
-        assert_eq!(e.age_secs(e.stored_at_ms + 2_999), 2);
-        assert_eq!(e.age_secs(e.stored_at_ms - 5_000), 0);
+        assert_eq!(e.age_secs(e.stored_at_ms + 2_999), 4);
+        assert_eq!(e.age_secs(e.stored_at_ms - 5_000), 2);
+        assert!(e.is_fresh(e.stored_at_ms + 27_999));
+        assert!(!e.is_fresh(e.stored_at_ms + 28_000));
     }
 
     proptest! {

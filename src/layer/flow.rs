@@ -1,0 +1,394 @@
+//! The async part of a request: lookup, hit, revalidation, miss and store,
+//! and the invalidation that follows a write.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body::Body;
+use tower_service::Service;
+
+use super::{
+    ResponseBody,
+    body::{OnComplete, Recorder},
+    layer::Shared,
+    policy::{self, CACHE_STATUS, Fwd, Reason, RequestPolicy, Timing},
+};
+use crate::{
+    Invalidator,
+    key::Tag,
+    rules::CompiledRule,
+    store::{EntryKey, Store, entry::CachedResponse},
+};
+
+/// The name of the per-URI tag every cached response carries, so that a
+/// write to a URI invalidates what is stored for it (RFC 9111 §4.4). Names
+/// starting with `_` are reserved for the crate.
+pub(crate) const URI_TAG: &str = "_uri";
+
+/// The per-URI tag of `host` + `path`. The query is left out: a write to
+/// `/feed` invalidates `/feed?page=2` too.
+pub(crate) fn uri_tag(host: &str, path: &str) -> Tag {
+    Tag::from_parts(Arc::from(URI_TAG), format!("{host}{path}"))
+}
+
+/// A request a cache rule handles.
+pub(crate) struct CacheRequest {
+    pub(crate) rule: Arc<CompiledRule>,
+    pub(crate) key: crate::key::FragmentedKey,
+    pub(crate) policy: RequestPolicy,
+}
+
+/// A write: the rule's tags (bumped after a 2xx) and the target URI
+/// (invalidated after a 2xx or 3xx).
+pub(crate) struct WriteRequest {
+    pub(crate) rule_tags: Vec<Tag>,
+    pub(crate) host: String,
+    pub(crate) path: String,
+}
+
+/// Makes the [`Invalidator`] reachable from handlers as a request extension.
+pub(crate) fn add_invalidator<St: Store, B>(shared: &Shared<St>, req: &mut Request<B>) {
+    req.extensions_mut()
+        .insert(Invalidator::new(shared.store.clone()).timeout(shared.store_timeout));
+}
+
+fn with_status<B>(mut res: Response<B>, status: HeaderValue) -> Response<B> {
+    res.headers_mut().append(CACHE_STATUS, status);
+    res
+}
+
+type Result<B, E> = std::result::Result<Response<ResponseBody<B>>, E>;
+
+pub(crate) async fn cached<S, St, ReqBody, ResBody>(
+    shared: Arc<Shared<St>>,
+    mut inner: S,
+    mut req: Request<ReqBody>,
+    plan: CacheRequest,
+) -> Result<ResBody, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    St: Store,
+    ResBody: Body,
+{
+    let lookup = match shared.guarded(shared.store.lookup(&plan.key)).await {
+        Ok(lookup) => lookup,
+        Err(reason) => {
+            tracing::debug!(detail = reason.as_str(), "cache bypass");
+            add_invalidator(&shared, &mut req);
+            let res = inner.call(req).await?;
+            return Ok(with_status(res.map(ResponseBody::inner), reason.header()));
+        }
+    };
+    let now = policy::now_ms();
+    let mut fwd = Fwd::Miss;
+    let mut stale = None;
+    if let Some(bytes) = lookup.entry {
+        match CachedResponse::decode(bytes) {
+            None => tracing::warn!(
+                key = lookup.entry_key.as_str(),
+                "unreadable cache entry; recomputing"
+            ),
+            Some(entry) if !policy::vary_matches(req.headers(), &entry.vary) => {
+                fwd = Fwd::VaryMiss;
+            }
+            Some(entry)
+                if plan.policy.authorized
+                    && !policy::shareable_with_authorization(&entry.headers) => {}
+            Some(entry) => {
+                if policy::usable_without_origin(entry.age_ms(now), entry.freshness, &plan.policy) {
+                    return Ok(answer(
+                        entry,
+                        req.headers(),
+                        req.method(),
+                        policy::hit_status(),
+                    ));
+                }
+                fwd = if plan.policy.no_cache {
+                    Fwd::Request
+                } else {
+                    Fwd::Stale
+                };
+                if let Some(conditionals) = validators(&entry.headers) {
+                    stale = Some((entry, conditionals));
+                }
+            }
+        }
+    }
+    let req_headers = req.headers().clone();
+    let method = req.method().clone();
+    if let Some((_, conditionals)) = &stale {
+        // Ask the origin whether the stored response is still good.
+        let headers = req.headers_mut();
+        headers.remove(header::IF_NONE_MATCH);
+        headers.remove(header::IF_MODIFIED_SINCE);
+        for (name, value) in conditionals {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    add_invalidator(&shared, &mut req);
+    let request_ms = policy::now_ms();
+    let res = inner.call(req).await?;
+    let timing = Timing {
+        request_ms,
+        response_ms: policy::now_ms(),
+    };
+    if let Some((entry, _)) = stale
+        && res.status() == StatusCode::NOT_MODIFIED
+    {
+        return Ok(refreshed(
+            &shared,
+            &plan,
+            entry,
+            res.headers(),
+            &req_headers,
+            &method,
+            timing,
+            lookup.entry_key,
+        ));
+    }
+    match policy::check_response(
+        &method,
+        &plan.policy,
+        &res,
+        &plan.rule,
+        shared.max_body_size,
+        timing,
+    ) {
+        Ok(storable) => {
+            let head = CachedResponse {
+                status: res.status(),
+                headers: policy::storable_headers(res.headers()),
+                body: Bytes::new(),
+                trailers: None,
+                stored_at_ms: timing.response_ms,
+                ttl: storable.ttl,
+                initial_age_ms: storable.initial_age_ms,
+                freshness: storable.freshness,
+                vary: policy::vary_values(&req_headers, res.headers()),
+            };
+            let limit = plan.rule.max_body_size.unwrap_or(shared.max_body_size);
+            let expected_len = policy::content_length(res.headers());
+            let recorder = Recorder::new(
+                head,
+                limit,
+                expected_len,
+                store_later(shared, lookup.entry_key),
+            );
+            let res = res.map(|body| ResponseBody::recording(body, recorder));
+            Ok(with_status(res, fwd.stored()))
+        }
+        Err(reason) => {
+            tracing::debug!(detail = reason.as_str(), "response not stored");
+            Ok(with_status(res.map(ResponseBody::inner), reason.header()))
+        }
+    }
+}
+
+/// The conditional headers that revalidate a stored response, if it has a
+/// validator.
+fn validators(stored: &HeaderMap) -> Option<Vec<(header::HeaderName, HeaderValue)>> {
+    let mut out = Vec::new();
+    if let Some(etag) = stored.get(header::ETAG) {
+        out.push((header::IF_NONE_MATCH, etag.clone()));
+    }
+    if let Some(modified) = stored.get(header::LAST_MODIFIED) {
+        out.push((header::IF_MODIFIED_SINCE, modified.clone()));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// A stale entry the origin confirmed with `304`: its headers are updated,
+/// its freshness recomputed, it is stored again and served.
+#[allow(clippy::too_many_arguments)]
+fn refreshed<St: Store, B>(
+    shared: &Arc<Shared<St>>,
+    plan: &CacheRequest,
+    mut entry: CachedResponse,
+    not_modified: &HeaderMap,
+    req_headers: &HeaderMap,
+    method: &Method,
+    timing: Timing,
+    key: EntryKey,
+) -> Response<ResponseBody<B>> {
+    policy::merge_not_modified(&mut entry.headers, not_modified);
+    let status = match policy::check_headers(&entry.headers, &plan.policy, &plan.rule, timing) {
+        Ok(storable) => {
+            entry.freshness = storable.freshness;
+            entry.ttl = storable.ttl;
+            entry.initial_age_ms = storable.initial_age_ms;
+            entry.stored_at_ms = timing.response_ms;
+            let body = entry.body.clone();
+            store_later(shared.clone(), key)(entry.clone(), vec![body]);
+            policy::revalidated_status()
+        }
+        Err(reason) => reason.header(),
+    };
+    answer(entry, req_headers, method, status)
+}
+
+/// Stores a completed response off the response path, under the key the
+/// lookup derived (never a re-derived one). Encoding happens in the spawned
+/// task, not while the last frame is on its way to the client.
+fn store_later<St: Store>(shared: Arc<Shared<St>>, key: EntryKey) -> OnComplete {
+    Box::new(move |head, chunks| {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let bytes = head.encode_with_body(&chunks);
+            let store = shared.store.clone();
+            if shared
+                .guarded(store.put(key, bytes, head.ttl))
+                .await
+                .is_ok()
+            {
+                tracing::trace!("response stored");
+            }
+        });
+    })
+}
+
+/// Answers from a stored response: `304` when the request's conditionals
+/// match it, else the stored status, headers, body and trailers (no body for
+/// `HEAD`), with `Age`.
+fn answer<B>(
+    entry: CachedResponse,
+    req_headers: &HeaderMap,
+    method: &Method,
+    status: HeaderValue,
+) -> Response<ResponseBody<B>> {
+    let age = HeaderValue::from(entry.age_secs(policy::now_ms()));
+    if policy::not_modified(req_headers, &entry.headers) {
+        let mut headers = policy::not_modified_headers(&entry.headers);
+        headers.insert(header::AGE, age);
+        headers.append(CACHE_STATUS, status);
+        let mut res = Response::new(ResponseBody::cached(Bytes::new(), None));
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        *res.headers_mut() = headers;
+        return res;
+    }
+    let CachedResponse {
+        status: code,
+        mut headers,
+        body,
+        trailers,
+        ..
+    } = entry;
+    headers.insert(header::AGE, age);
+    if trailers.is_none() && !headers.contains_key(header::CONTENT_LENGTH) {
+        // A HEAD answer carries the length of the GET body it stands for.
+        // (With trailers the body goes chunked, so no length.)
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    headers.append(CACHE_STATUS, status);
+    let body = if method == Method::HEAD {
+        ResponseBody::cached(Bytes::new(), None)
+    } else {
+        ResponseBody::cached(body, trailers)
+    };
+    let mut res = Response::new(body);
+    *res.status_mut() = code;
+    *res.headers_mut() = headers;
+    res
+}
+
+pub(crate) async fn invalidating<S, St, ReqBody, ResBody>(
+    shared: Arc<Shared<St>>,
+    mut inner: S,
+    mut req: Request<ReqBody>,
+    plan: WriteRequest,
+) -> Result<ResBody, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    St: Store,
+{
+    let invalidator = Invalidator::new(shared.store.clone()).timeout(shared.store_timeout);
+    req.extensions_mut().insert(invalidator.clone());
+    let res = inner.call(req).await?;
+    // Bump only after the handler answered, i.e. after it committed: a bump
+    // before the commit would let a reader cache old data under the new
+    // version.
+    let mut tags = Vec::new();
+    if res.status().is_success() {
+        tags.extend(plan.rule_tags);
+    }
+    if shared.invalidate_unsafe && (res.status().is_success() || res.status().is_redirection()) {
+        tags.push(uri_tag(&plan.host, &plan.path));
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            if let Some(path) = res
+                .headers()
+                .get(&name)
+                .and_then(|v| same_host_path(v, &plan.host, &plan.path))
+            {
+                tags.push(uri_tag(&plan.host, &path));
+            }
+        }
+    }
+    let mut status = Reason::Method;
+    if !tags.is_empty()
+        && let Err(err) = invalidator.invalidate(&tags).await
+    {
+        tracing::error!(error = %err, tags = ?tags, "invalidation after a successful write failed; entries stay until their TTL");
+        status = Reason::InvalidationFailed;
+    }
+    Ok(with_status(res.map(ResponseBody::inner), status.header()))
+}
+
+/// The path a `Location` or `Content-Location` value points to, when it is
+/// on the request's host (RFC 9111 §4.4 invalidates only those).
+fn same_host_path(value: &HeaderValue, host: &str, request_path: &str) -> Option<String> {
+    let value = value.to_str().ok()?.trim();
+    let strip = |s: &str| s.split(['?', '#']).next().unwrap_or("").to_owned();
+    if let Some(rest) = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+    {
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let authority = authority.split(['?', '#']).next().unwrap_or("");
+        if !authority.eq_ignore_ascii_case(host) {
+            return None;
+        }
+        let path = strip(path);
+        return Some(if path.is_empty() {
+            "/".to_owned()
+        } else {
+            path
+        });
+    }
+    if value.starts_with("//") || value.contains("://") {
+        return None;
+    }
+    if value.starts_with('/') {
+        return Some(strip(value));
+    }
+    // Relative to the request's directory.
+    let dir = &request_path[..request_path.rfind('/').map_or(0, |i| i + 1)];
+    Some(format!("{dir}{}", strip(value)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_on_the_same_host() {
+        let h = |s: &'static str| HeaderValue::from_static(s);
+        let host = "example.com:8020";
+        assert_eq!(
+            same_host_path(&h("/a/b?x=1"), host, "/p/q"),
+            Some("/a/b".into())
+        );
+        assert_eq!(
+            same_host_path(&h("http://Example.com:8020/a#f"), host, "/p"),
+            Some("/a".into())
+        );
+        assert_eq!(
+            same_host_path(&h("https://example.com:8020"), host, "/p"),
+            Some("/".into())
+        );
+        assert_eq!(same_host_path(&h("http://other.com/a"), host, "/p"), None);
+        assert_eq!(same_host_path(&h("//example.com:8020/a"), host, "/p"), None);
+        assert_eq!(same_host_path(&h("c"), host, "/p/q"), Some("/p/c".into()));
+    }
+}
