@@ -15,6 +15,8 @@ use std::{
 
 use tower_tagged_cache::RedisStore;
 
+pub mod origin;
+
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn trace_init() {
     let _ = tracing_subscriber::fmt()

@@ -1,0 +1,182 @@
+//! A caching reverse proxy: any HTTP origin behind `TaggedCacheLayer` in the
+//! response-driven mode, where freshness comes only from the origin's
+//! `Cache-Control` (`s-maxage`, `max-age`) or `Expires`.
+//!
+//! Run with
+//!
+//! ```text
+//! cargo run --release --example reverse_proxy -- --listen 127.0.0.1:8020 --upstream http://127.0.0.1:8000
+//! cargo run --release --example reverse_proxy -- --listen 127.0.0.1:8020 --upstream http://127.0.0.1:8000 --redis redis://127.0.0.1:6379/
+//! ```
+//!
+//! It forwards every method, path, query, header (less hop-by-hop ones) and
+//! body to the upstream unchanged, adds `Via`, and caches what RFC 9111 lets a
+//! shared cache store. Every response says what the cache did in
+//! `cache-status`. Writes (`POST`, `PUT`, `PATCH`, `DELETE`) that succeed
+//! invalidate what is stored for their URI.
+#![allow(dead_code)]
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{Router, body::Body};
+use clap::Parser;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
+use tower_tagged_cache::{
+    CacheRule, ConfigError, MemoryStore, RedisStore, Store, TaggedCacheLayer,
+    layer::remove_hop_by_hop,
+};
+
+/// The `Via` member this proxy adds, both ways (RFC 9110 §7.6.3).
+const VIA: &str = "1.1 tower-tagged-cache";
+
+#[derive(Parser, Debug)]
+#[command(about = "A caching reverse proxy in front of any HTTP origin")]
+struct Args {
+    /// Address to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1:8020")]
+    listen: SocketAddr,
+    /// The origin, as `http://host:port`.
+    #[arg(long)]
+    upstream: Uri,
+    /// Use the Redis store at this URL instead of the memory store.
+    #[arg(long)]
+    redis: Option<String>,
+    /// The longest any response is kept, in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    max_ttl: u64,
+}
+
+/// Forwards requests to the upstream with hyper's client.
+#[derive(Clone, Debug)]
+pub struct Forward {
+    client: Client<HttpConnector, Body>,
+    upstream: Uri,
+}
+
+impl Forward {
+    /// A forwarder to `upstream` (`http://host:port`).
+    pub fn new(upstream: Uri) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            upstream,
+        }
+    }
+}
+
+impl tower::Service<Request<Body>> for Forward {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let client = self.client.clone();
+        let upstream = self.upstream.clone();
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let mut uri = upstream.into_parts();
+            uri.path_and_query = path.parse().ok();
+            parts.uri = match Uri::from_parts(uri) {
+                Ok(uri) => uri,
+                Err(e) => return Ok(bad_gateway(format!("bad upstream URI: {e}"))),
+            };
+            remove_hop_by_hop(&mut parts.headers);
+            parts
+                .headers
+                .append(header::VIA, HeaderValue::from_static(VIA));
+            match client.request(Request::from_parts(parts, body)).await {
+                Ok(res) => {
+                    let (mut parts, body) = res.into_parts();
+                    remove_hop_by_hop(&mut parts.headers);
+                    parts
+                        .headers
+                        .append(header::VIA, HeaderValue::from_static(VIA));
+                    Ok(Response::from_parts(parts, Body::new(body)))
+                }
+                Err(e) => Ok(bad_gateway(format!("upstream unreachable: {e}"))),
+            }
+        })
+    }
+}
+
+fn bad_gateway(msg: String) -> Response<Body> {
+    let mut res = Response::new(Body::from(msg));
+    *res.status_mut() = StatusCode::BAD_GATEWAY;
+    res
+}
+
+/// The proxy: every path cached in the response-driven mode, kept at most
+/// `max_ttl`.
+pub fn proxy<St: Store>(
+    store: St,
+    upstream: Uri,
+    max_ttl: Duration,
+) -> Result<Router, ConfigError> {
+    let rule = |pattern: &str| CacheRule::get(pattern).response_driven().ttl(max_ttl);
+    let cache = TaggedCacheLayer::new(store)
+        .rule(rule("/"))?
+        .rule(rule("/{*path}"))?;
+    Ok(Router::new()
+        .fallback_service(Forward::new(upstream))
+        .layer(cache))
+}
+
+async fn serve<St: Store>(
+    store: St,
+    args: Args,
+    label: String,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    println!(
+        "reverse_proxy listening on http://{} for {} (store: {label})",
+        listener.local_addr()?,
+        args.upstream
+    );
+    let app = proxy(store, args.upstream, Duration::from_secs(args.max_ttl))?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "tower_tagged_cache=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    if args.upstream.scheme_str() != Some("http") || args.upstream.authority().is_none() {
+        return Err(format!(
+            "--upstream must look like http://host:port, got {}",
+            args.upstream
+        )
+        .into());
+    }
+    match args.redis.clone() {
+        Some(url) => {
+            let store = RedisStore::builder(url.as_str())
+                .connect_lazy()
+                .map_err(|e| format!("bad Redis URL {url}: {e}"))?;
+            serve(store, args, format!("redis at {url}")).await
+        }
+        None => serve(MemoryStore::new(), args, "memory".to_owned()).await,
+    }
+}
