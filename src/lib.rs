@@ -64,29 +64,19 @@
 //!
 //! # What is cached
 //!
-//! A `GET` request is looked up and stored only when all of these hold;
-//! otherwise it passes through untouched and `cache-status` says why
-//! (`fwd=bypass; detail=...` for the request, `fwd=miss; detail=...` for the
-//! response):
+//! `GET` (and `HEAD`, answered from the `GET` entry) on routes a rule names.
+//! The [`layer` module](layer#what-is-stored) lists exactly what is stored,
+//! when a stored response is used, and why not otherwise: RFC 9111 for a
+//! shared cache, with every decision visible in the `cache-status` response
+//! header (RFC 9211):
 //!
-//! | check | detail when it fails |
+//! | `cache-status` | meaning |
 //! |---|---|
-//! | a cache rule matches the path (a `HEAD` uses the `GET` rule) | `no-rule`, `method` |
-//! | path parameters decode (and parse, see [`CacheRule::parse_param`]) | `bad-path` |
-//! | no `Authorization`/`Cookie` header, unless the rule varies on it | `authorization`, `cookie` |
-//! | no `Range` header | `range` |
-//! | the store answered in time | `store-error`, `store-timeout`, `store-unavailable` |
-//! | the request is not `HEAD` (a `HEAD` hit is served, a `HEAD` miss never stores an empty body) | `head` |
-//! | the status is one of the rule's (200 by default) | `status` |
-//! | no `Set-Cookie`; no `Cache-Control: no-store`, `private` or `no-cache` | `set-cookie`, `no-store`, `private`, `no-cache` |
-//! | `max-age`/`s-maxage` not 0 (they can shorten the TTL, never lengthen it) | `max-age` |
-//! | no `Vary: *`, and every `Vary` header is one the rule varies on | `vary` |
-//! | the body fits the size limit (4 MiB by default) and completes without error | `too-large` |
-//! | the body ends at its declared `Content-Length` | (not stored) |
-//!
-//! `fwd=miss; stored` is sent with the response head, before the body has
-//! streamed: a body that later errors, outgrows the limit or ends short is
-//! still not stored.
+//! | `tower-tagged-cache; hit` | served from the cache, with `Age` |
+//! | `tower-tagged-cache; fwd=miss; stored` | computed by the inner service and stored |
+//! | `tower-tagged-cache; fwd=stale; fwd-status=304; stored` | revalidated with the origin |
+//! | `tower-tagged-cache; fwd=miss; detail=set-cookie` | computed, not stored, and why |
+//! | `tower-tagged-cache; fwd=bypass; detail=cookie` | the request did not use the cache, and why |
 //!
 //! The `Cache-Control` sent to clients is the inner service's, never the
 //! server-side TTL: browsers and CDNs must not outlive an invalidation.
