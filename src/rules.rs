@@ -58,7 +58,7 @@ pub struct CacheRule {
     tags_fn: Option<TagsFn>,
     vary: Vec<VaryOn>,
     ttl: Duration,
-    statuses: Vec<StatusCode>,
+    statuses: Statuses,
     invalidates: Vec<String>,
     max_body_size: Option<usize>,
     ignore_query: bool,
@@ -66,23 +66,15 @@ pub struct CacheRule {
     response_driven: bool,
 }
 
-/// The statuses a response-driven rule stores by default: final statuses
-/// whose meaning a cache understands (RFC 9110 §15.1), less `206`, `304`
-/// and server errors.
-pub const RESPONSE_DRIVEN_STATUSES: [StatusCode; 12] = [
-    StatusCode::OK,
-    StatusCode::NON_AUTHORITATIVE_INFORMATION,
-    StatusCode::NO_CONTENT,
-    StatusCode::MULTIPLE_CHOICES,
-    StatusCode::MOVED_PERMANENTLY,
-    StatusCode::FOUND,
-    StatusCode::TEMPORARY_REDIRECT,
-    StatusCode::PERMANENT_REDIRECT,
-    StatusCode::NOT_FOUND,
-    StatusCode::METHOD_NOT_ALLOWED,
-    StatusCode::GONE,
-    StatusCode::URI_TOO_LONG,
-];
+/// Which statuses a rule may store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Statuses {
+    /// Exactly these.
+    List(Vec<StatusCode>),
+    /// Any final status from 200 to 499 but `206` and `304` (RFC 9111 §3: a
+    /// response with explicit freshness may be stored whatever its status).
+    AnyFinal,
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Kind {
@@ -102,7 +94,7 @@ impl CacheRule {
             tags_fn: None,
             vary: Vec::new(),
             ttl: DEFAULT_TTL,
-            statuses: vec![StatusCode::OK],
+            statuses: Statuses::List(vec![StatusCode::OK]),
             invalidates: Vec::new(),
             max_body_size: None,
             ignore_query: false,
@@ -236,20 +228,21 @@ impl CacheRule {
     /// an origin it knows nothing about: `s-maxage`, then `max-age`, then
     /// `Expires` minus `Date`. A response without explicit freshness is not
     /// stored (no heuristics); the rule's [`ttl`](Self::ttl) caps how long
-    /// anything is kept. Statuses default to [`RESPONSE_DRIVEN_STATUSES`].
+    /// anything is kept. Any final status from 200 to 499 may be stored,
+    /// except `206` and `304`, unless [`statuses`](Self::statuses) narrows it.
     ///
     /// Without it, the rule's TTL is the freshness of every stored response,
     /// shortened (never lengthened) by the response's own.
     pub fn response_driven(mut self) -> Self {
         self.response_driven = true;
-        self.statuses = RESPONSE_DRIVEN_STATUSES.to_vec();
+        self.statuses = Statuses::AnyFinal;
         self
     }
 
     /// The statuses that may be stored. Defaults to `200` only. `206`,
     /// `304`, `1xx` and `5xx` are never stored.
     pub fn statuses<I: IntoIterator<Item = StatusCode>>(mut self, statuses: I) -> Self {
-        self.statuses = statuses.into_iter().collect();
+        self.statuses = Statuses::List(statuses.into_iter().collect());
         self
     }
 
@@ -339,12 +332,9 @@ impl CacheRule {
                 }
             }
         }
-        if let Some(s) = self.statuses.iter().find(|s| {
-            s.is_informational()
-                || s.is_server_error()
-                || **s == StatusCode::PARTIAL_CONTENT
-                || **s == StatusCode::NOT_MODIFIED
-        }) {
+        if let Statuses::List(list) = &self.statuses
+            && let Some(s) = list.iter().find(|s| !storable_status(**s))
+        {
             return Err(ctx(format!("status {s} is never stored")));
         }
         let varies_on = |h: &HeaderName| self.vary.iter().any(|v| v.header_name() == Some(h));
@@ -394,6 +384,13 @@ impl fmt::Debug for CacheRule {
     }
 }
 
+/// Never 1xx, 206, 304 or 5xx.
+fn storable_status(s: StatusCode) -> bool {
+    (200..500).contains(&s.as_u16())
+        && s != StatusCode::PARTIAL_CONTENT
+        && s != StatusCode::NOT_MODIFIED
+}
+
 /// The names of the parameters of a matchit route pattern.
 fn route_params(pattern: &str) -> Result<Vec<String>, String> {
     let mut params = Vec::new();
@@ -439,7 +436,7 @@ pub(crate) struct CompiledRule {
     /// Each vary-on value with the name it is hashed under.
     pub(crate) vary: Vec<(String, VaryOn)>,
     pub(crate) ttl: Duration,
-    pub(crate) statuses: Vec<StatusCode>,
+    statuses: Statuses,
     pub(crate) invalidates: Vec<TagTemplate>,
     pub(crate) max_body_size: Option<usize>,
     pub(crate) ignore_query: bool,
@@ -455,6 +452,14 @@ impl CompiledRule {
         match &self.kind {
             Kind::Cache => method == Method::GET || method == Method::HEAD,
             Kind::Invalidate(m) => m == method,
+        }
+    }
+
+    /// Whether a response with this status may be stored.
+    pub(crate) fn allows_status(&self, status: StatusCode) -> bool {
+        match &self.statuses {
+            Statuses::List(list) => list.contains(&status),
+            Statuses::AnyFinal => storable_status(status),
         }
     }
 

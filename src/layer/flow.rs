@@ -212,7 +212,13 @@ fn refreshed<St: Store, B>(
     key: EntryKey,
 ) -> Response<ResponseBody<B>> {
     policy::merge_not_modified(&mut entry.headers, not_modified);
-    let status = match policy::check_headers(&entry.headers, &plan.policy, &plan.rule, timing) {
+    let status = match policy::check_headers(
+        entry.status,
+        &entry.headers,
+        &plan.policy,
+        &plan.rule,
+        timing,
+    ) {
         Ok(storable) => {
             entry.freshness = storable.freshness;
             entry.ttl = storable.ttl;
@@ -276,6 +282,31 @@ fn answer<B>(
         ..
     } = entry;
     headers.insert(header::AGE, age);
+    if code == StatusCode::OK
+        && let Some(range) = policy::byte_range(req_headers, &headers, body.len() as u64)
+    {
+        // A single range of a stored complete response (RFC 9110 §15.3.7).
+        let content_range = format!("bytes {}-{}/{}", range.start, range.end - 1, body.len());
+        headers.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&content_range).unwrap_or(HeaderValue::from_static("bytes */0")),
+        );
+        headers.insert(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(range.end - range.start),
+        );
+        headers.append(CACHE_STATUS, status);
+        let part = body.slice(range.start as usize..range.end as usize);
+        let body = if method == Method::HEAD {
+            Bytes::new()
+        } else {
+            part
+        };
+        let mut res = Response::new(ResponseBody::cached(body, None));
+        *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+        *res.headers_mut() = headers;
+        return res;
+    }
     if trailers.is_none() && !headers.contains_key(header::CONTENT_LENGTH) {
         // A HEAD answer carries the length of the GET body it stands for.
         // (With trailers the body goes chunked, so no length.)

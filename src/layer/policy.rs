@@ -23,7 +23,6 @@ pub(crate) enum Reason {
     Method,
     Authorization,
     Cookie,
-    Range,
     BadPath,
     StoreError,
     StoreTimeout,
@@ -68,7 +67,6 @@ status_values! {
     Method => "bypass", "method";
     Authorization => "bypass", "authorization";
     Cookie => "bypass", "cookie";
-    Range => "bypass", "range";
     BadPath => "bypass", "bad-path";
     StoreError => "bypass", "store-error";
     StoreTimeout => "bypass", "store-timeout";
@@ -132,12 +130,79 @@ pub(crate) struct CacheControl {
     pub(crate) s_maxage: Option<u64>,
     pub(crate) max_age: Option<u64>,
     pub(crate) min_fresh: Option<u64>,
+    pub(crate) must_understand: bool,
 }
 
+/// The targeted cache-control field for CDNs (RFC 9213).
+const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
+/// The Edge Architecture's field for surrogates (reverse proxies).
+const SURROGATE_CONTROL: HeaderName = HeaderName::from_static("surrogate-control");
+
 impl CacheControl {
+    /// The `Cache-Control` of a request or response.
     pub(crate) fn parse(headers: &HeaderMap) -> Self {
+        Self::from_directives(directives(headers, &header::CACHE_CONTROL))
+    }
+
+    /// The directives a shared cache in front of an origin obeys for a
+    /// response, and whether they came from a targeted field: a valid
+    /// `CDN-Cache-Control` (RFC 9213, a structured-field dictionary; invalid
+    /// ones are ignored whole), else the untargeted directives of
+    /// `Surrogate-Control`, else `Cache-Control`.
+    pub(crate) fn for_response(headers: &HeaderMap) -> (Self, bool) {
+        if let Some(cc) = Self::cdn(headers) {
+            return (cc, true);
+        }
+        let surrogate: Vec<_> = directives(headers, &SURROGATE_CONTROL)
+            .into_iter()
+            .filter(|(n, v)| !n.contains(';') && !v.is_some_and(|v| v.contains(';')))
+            .map(|(n, v)| (n, v.map(|v| v.split('+').next().unwrap_or(v))))
+            .collect();
+        if !surrogate.is_empty() {
+            return (Self::from_directives(surrogate), true);
+        }
+        (Self::parse(headers), false)
+    }
+
+    fn cdn(headers: &HeaderMap) -> Option<Self> {
+        let mut joined = Vec::new();
+        for v in headers.get_all(CDN_CACHE_CONTROL) {
+            if !joined.is_empty() {
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(v.as_bytes());
+        }
+        if joined.is_empty() {
+            return None;
+        }
+        let dict: sfv::Dictionary = sfv::Parser::new(&joined).parse().ok()?;
         let mut cc = Self::default();
-        for (name, value) in directives(headers) {
+        for (key, entry) in &dict {
+            let sfv::ListEntry::Item(item) = entry else {
+                continue;
+            };
+            let flag = item.bare_item.as_boolean() == Some(true);
+            let seconds = item
+                .bare_item
+                .as_integer()
+                .and_then(|i| u64::try_from(i64::from(i)).ok());
+            match key.as_str() {
+                "no-store" if flag => cc.no_store = true,
+                "no-cache" if flag => cc.no_cache = true,
+                "private" if flag => cc.private = true,
+                "public" if flag => cc.public = true,
+                "must-revalidate" | "proxy-revalidate" if flag => cc.must_revalidate = true,
+                "max-age" => cc.max_age = seconds.map(|s| s.min(1 << 31)),
+                "s-maxage" => cc.s_maxage = seconds.map(|s| s.min(1 << 31)),
+                _ => {}
+            }
+        }
+        Some(cc)
+    }
+
+    fn from_directives(directives: Vec<(&str, Option<&str>)>) -> Self {
+        let mut cc = Self::default();
+        for (name, value) in directives {
             let is = |n: &str| name.eq_ignore_ascii_case(n);
             if is("no-store") {
                 cc.no_store = true;
@@ -155,6 +220,8 @@ impl CacheControl {
                 cc.max_age = Some(delta_seconds(value));
             } else if is("min-fresh") {
                 cc.min_fresh = Some(delta_seconds(value));
+            } else if is("must-understand") {
+                cc.must_understand = true;
             }
         }
         cc
@@ -184,9 +251,6 @@ pub(crate) fn check_request(parts: &Parts, rule: &CompiledRule) -> Result<Reques
     let h = &parts.headers;
     if h.contains_key(header::COOKIE) && !rule.allow_cookie {
         return Err(Reason::Cookie);
-    }
-    if h.contains_key(header::RANGE) {
-        return Err(Reason::Range);
     }
     let cc = CacheControl::parse(h);
     let pragma_no_cache = !h.contains_key(header::CACHE_CONTROL)
@@ -252,11 +316,11 @@ pub(crate) fn check_response<B: Body>(
     if method == Method::HEAD {
         return Err(Reason::Head);
     }
-    if !rule.statuses.contains(&res.status()) {
+    if !rule.allows_status(res.status()) {
         return Err(Reason::Status);
     }
     let headers = res.headers();
-    let storable = check_headers(headers, req, rule, timing)?;
+    let storable = check_headers(res.status(), headers, req, rule, timing)?;
     let limit = rule.max_body_size.unwrap_or(body_limit) as u64;
     if content_length(headers).unwrap_or(0) > limit || res.body().size_hint().lower() > limit {
         return Err(Reason::TooLarge);
@@ -267,6 +331,7 @@ pub(crate) fn check_response<B: Body>(
 /// The header part of [`check_response`], also used to refresh a stored
 /// response after a `304`.
 pub(crate) fn check_headers(
+    status: http::StatusCode,
     headers: &HeaderMap,
     req: &RequestPolicy,
     rule: &CompiledRule,
@@ -275,8 +340,16 @@ pub(crate) fn check_headers(
     if headers.contains_key(header::SET_COOKIE) {
         return Err(Reason::SetCookie);
     }
-    let cc = CacheControl::parse(headers);
-    if cc.no_store || req.no_store {
+    let (cc, targeted) = if rule.response_driven {
+        CacheControl::for_response(headers)
+    } else {
+        (CacheControl::parse(headers), false)
+    };
+    if cc.must_understand && status.canonical_reason().is_none() {
+        return Err(Reason::Status);
+    }
+    // `must-understand` lifts `no-store` for statuses the cache understands.
+    if (cc.no_store && !cc.must_understand) || req.no_store {
         return Err(Reason::NoStore);
     }
     if cc.private {
@@ -289,7 +362,13 @@ pub(crate) fn check_headers(
         return Err(Reason::Vary);
     }
     let date_ms = header_date_ms(headers, &header::DATE);
-    let explicit_ms = match (cc.s_maxage.or(cc.max_age), headers.get(header::EXPIRES)) {
+    // A targeted field (CDN-Cache-Control) replaces Cache-Control and Expires.
+    let expires = if targeted {
+        None
+    } else {
+        headers.get(header::EXPIRES)
+    };
+    let explicit_ms = match (cc.s_maxage.or(cc.max_age), expires) {
         (Some(secs), _) => Some(secs.saturating_mul(1000)),
         (None, Some(expires)) => Some(
             // An invalid Expires means already expired (RFC 9111 §5.3).
@@ -331,10 +410,14 @@ pub(crate) fn check_headers(
 
 /// The corrected initial age of a response (RFC 9111 §4.2.3).
 fn initial_age_ms(headers: &HeaderMap, date_ms: Option<u64>, timing: Timing) -> u64 {
+    // The first field line, up to a `,` or `;`; anything but digits is
+    // ignored (RFC 9111 §5.1).
     let age_value_ms = headers
         .get(header::AGE)
         .and_then(|v| v.to_str().ok())
-        .map_or(0, |v| delta_seconds(Some(v.trim())).saturating_mul(1000));
+        .map(|v| v.split([',', ';']).next().unwrap_or("").trim())
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(0, |v| delta_seconds(Some(v)).saturating_mul(1000));
     let apparent_ms = date_ms.map_or(0, |d| timing.response_ms.saturating_sub(d));
     let delay_ms = timing.response_ms.saturating_sub(timing.request_ms);
     apparent_ms.max(age_value_ms.saturating_add(delay_ms))
@@ -418,6 +501,48 @@ pub(crate) fn not_modified(req_headers: &HeaderMap, stored: &HeaderMap) -> bool 
         .is_some_and(|modified| modified <= since)
 }
 
+/// The single byte range a request asks of a stored body of `len` bytes
+/// (RFC 9110 §14.1.2), as `start..end`; `None` when the request should get
+/// the whole body: no `Range`, several ranges, another unit, an
+/// unsatisfiable range, or an `If-Range` that does not match.
+pub(crate) fn byte_range(
+    req: &HeaderMap,
+    stored: &HeaderMap,
+    len: u64,
+) -> Option<std::ops::Range<u64>> {
+    let spec = req.get(header::RANGE)?.to_str().ok()?.trim();
+    if let Some(if_range) = req.get(header::IF_RANGE) {
+        // Only a strong ETag match (or an equal date) keeps the range.
+        let etag_match = stored
+            .get(header::ETAG)
+            .is_some_and(|e| e == if_range && !e.as_bytes().starts_with(b"W/"));
+        let date_match = header_date_ms(stored, &header::LAST_MODIFIED)
+            .is_some_and(|lm| date_from(if_range) == Some(lm));
+        if !etag_match && !date_match {
+            return None;
+        }
+    }
+    let set = spec.strip_prefix("bytes=")?;
+    if set.contains(',') || len == 0 {
+        return None;
+    }
+    let (first, last) = set.trim().split_once('-')?;
+    let digits = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    let (start, end) = match (first.trim(), last.trim()) {
+        ("", suffix) => {
+            let n = digits(suffix)?.min(len);
+            (len - n, len)
+        }
+        (first, "") => (digits(first)?, len),
+        (first, last) => (digits(first)?, digits(last)?.saturating_add(1).min(len)),
+    };
+    (start < end && start < len).then_some(start..end)
+}
+
 /// The headers a `304` carries from the stored response (RFC 9110 §15.4.5).
 pub(crate) fn not_modified_headers(stored: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
@@ -464,9 +589,9 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 /// The directives of `Cache-Control` as `(name, value)`, splitting on
 /// commas outside quoted strings; quoted values are unquoted.
-fn directives(headers: &HeaderMap) -> Vec<(&str, Option<&str>)> {
+fn directives<'a>(headers: &'a HeaderMap, field: &HeaderName) -> Vec<(&'a str, Option<&'a str>)> {
     let mut out = Vec::new();
-    for value in headers.get_all(header::CACHE_CONTROL) {
+    for value in headers.get_all(field) {
         let Ok(value) = value.to_str() else { continue };
         let (mut start, mut quoted, mut escaped) = (0, false, false);
         let bytes = value.as_bytes();
@@ -813,6 +938,105 @@ mod tests {
     }
 
     #[test]
+    fn targeted_fields_and_age_parsing() {
+        let r = rule(
+            CacheRule::get("/")
+                .response_driven()
+                .ttl(Duration::from_secs(3600)),
+        );
+        let check = |h: &[(&str, &str)]| fresh_for(&r, h);
+        // CDN-Cache-Control replaces Cache-Control and Expires.
+        assert_eq!(
+            check(&[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=100")
+            ]),
+            Ok(Duration::from_secs(100))
+        );
+        assert_eq!(
+            check(&[
+                ("cache-control", "max-age=100"),
+                ("cdn-cache-control", "private")
+            ]),
+            Err(Reason::Private)
+        );
+        assert_eq!(
+            check(&[
+                ("cache-control", "max-age=100"),
+                ("cdn-cache-control", "no-store")
+            ]),
+            Err(Reason::NoStore)
+        );
+        // An invalid one is ignored whole; a non-integer max-age is ignored.
+        assert_eq!(
+            check(&[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=100, &&&")
+            ]),
+            Err(Reason::NoStore)
+        );
+        assert_eq!(
+            check(&[
+                ("cache-control", "max-age=5"),
+                ("cdn-cache-control", "max-age=\"100\"")
+            ]),
+            Err(Reason::NoFreshness)
+        );
+        // Surrogate-Control, untargeted directives only.
+        assert_eq!(
+            check(&[
+                ("cache-control", "no-store"),
+                ("surrogate-control", "max-age=50")
+            ]),
+            Ok(Duration::from_secs(50))
+        );
+        assert_eq!(
+            check(&[
+                ("cache-control", "max-age=5"),
+                ("surrogate-control", "max-age=50;other")
+            ]),
+            Ok(Duration::from_secs(5))
+        );
+        // Age: the first value, digits only.
+        assert_eq!(
+            check(&[("cache-control", "max-age=3600"), ("age", "7200, 0")]),
+            Err(Reason::MaxAge)
+        );
+        assert_eq!(
+            check(&[("cache-control", "max-age=3600"), ("age", "7200;a=b")]),
+            Err(Reason::MaxAge)
+        );
+        for ignored in ["abc", "-7200", "7200.0"] {
+            assert_eq!(
+                check(&[("cache-control", "max-age=3600"), ("age", ignored)]),
+                Ok(Duration::from_secs(3600)),
+                "{ignored}"
+            );
+        }
+    }
+
+    #[test]
+    fn statuses_and_must_understand() {
+        let r = rule(CacheRule::get("/").response_driven());
+        let with = |code: u16, cc: &str| {
+            let mut res = res(&[("cache-control", cc)]);
+            *res.status_mut() = StatusCode::from_u16(code).unwrap();
+            check_response(&Method::GET, &RequestPolicy::default(), &res, &r, 1024, NOW).map(|_| ())
+        };
+        for ok in [200, 203, 204, 299, 301, 303, 400, 404, 410, 499] {
+            assert_eq!(with(ok, "max-age=60"), Ok(()), "{ok}");
+        }
+        for never in [206, 304, 500, 502, 599] {
+            assert_eq!(with(never, "max-age=60"), Err(Reason::Status), "{never}");
+        }
+        assert_eq!(with(200, "no-store, must-understand, max-age=60"), Ok(()));
+        assert_eq!(
+            with(299, "no-store, must-understand, max-age=60"),
+            Err(Reason::Status)
+        );
+    }
+
+    #[test]
     fn authorization_needs_explicit_permission() {
         let r = rule(CacheRule::get("/"));
         let req = RequestPolicy {
@@ -935,6 +1159,37 @@ mod tests {
                 .unwrap()
                 .authorized
         );
+    }
+
+    #[test]
+    fn byte_ranges() {
+        let none = HeaderMap::new();
+        let r = |spec: &str| byte_range(&headers(&[("range", spec)]), &none, 10);
+        assert_eq!(r("bytes=0-1"), Some(0..2));
+        assert_eq!(r("bytes=5-"), Some(5..10));
+        assert_eq!(r("bytes=-3"), Some(7..10));
+        assert_eq!(r("bytes=-30"), Some(0..10));
+        assert_eq!(r("bytes=8-100"), Some(8..10));
+        for whole in [
+            "bytes=10-",
+            "bytes=3-1",
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=a-b",
+            "bytes=-0",
+        ] {
+            assert_eq!(r(whole), None, "{whole}");
+        }
+        let stored = headers(&[("etag", "\"s\"")]);
+        let with_if_range = |v: &str| {
+            byte_range(
+                &headers(&[("range", "bytes=0-1"), ("if-range", v)]),
+                &stored,
+                10,
+            )
+        };
+        assert_eq!(with_if_range("\"s\""), Some(0..2));
+        assert_eq!(with_if_range("\"other\""), None);
     }
 
     #[test]
