@@ -34,7 +34,7 @@ use hyper_util::{
 };
 use tower_tagged_cache::{
     CacheRule, ConfigError, MemoryStore, RedisStore, Store, TaggedCacheLayer,
-    layer::remove_hop_by_hop,
+    layer::{OriginUnreachable, remove_hop_by_hop},
 };
 
 /// The `Via` member this proxy adds, both ways (RFC 9110 §7.6.3).
@@ -110,7 +110,12 @@ impl tower::Service<Request<Body>> for Forward {
                         .append(header::VIA, HeaderValue::from_static(VIA));
                     Ok(Response::from_parts(parts, Body::new(body)))
                 }
-                Err(e) => Ok(bad_gateway(format!("upstream unreachable: {e}"))),
+                Err(e) => {
+                    // Lets the cache serve a stale copy instead (RFC 9111 §4.2.4).
+                    let mut res = bad_gateway(format!("upstream unreachable: {e}"));
+                    res.extensions_mut().insert(OriginUnreachable);
+                    Ok(res)
+                }
             }
         })
     }

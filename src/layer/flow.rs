@@ -32,6 +32,24 @@ pub(crate) fn uri_tag(host: &str, path: &str) -> Tag {
     Tag::from_parts(Arc::from(URI_TAG), format!("{host}{path}"))
 }
 
+/// Put this in the extensions of a response your service made because it
+/// could not reach the origin (as the reverse proxy example does for its
+/// `502`): the layer may then serve a stale stored response instead, which
+/// RFC 9111 §4.2.4 allows a disconnected cache to do, unless the stored
+/// response forbids it (`must-revalidate`, `proxy-revalidate`, `s-maxage`,
+/// `no-cache`).
+///
+/// ```
+/// use http::{Response, StatusCode};
+/// use tower_tagged_cache::layer::OriginUnreachable;
+///
+/// let mut res = Response::new("upstream unreachable");
+/// *res.status_mut() = StatusCode::BAD_GATEWAY;
+/// res.extensions_mut().insert(OriginUnreachable);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OriginUnreachable;
+
 /// A request a cache rule handles.
 pub(crate) struct CacheRequest {
     pub(crate) rule: Arc<CompiledRule>,
@@ -109,15 +127,14 @@ where
                 } else {
                     Fwd::Stale
                 };
-                if let Some(conditionals) = validators(&entry.headers) {
-                    stale = Some((entry, conditionals));
-                }
+                stale = Some(entry);
             }
         }
     }
     let req_headers = req.headers().clone();
     let method = req.method().clone();
-    if let Some((_, conditionals)) = &stale {
+    let conditionals = stale.as_ref().and_then(|e| validators(&e.headers));
+    if let Some(conditionals) = &conditionals {
         // Ask the origin whether the stored response is still good.
         let headers = req.headers_mut();
         headers.remove(header::IF_NONE_MATCH);
@@ -133,19 +150,34 @@ where
         request_ms,
         response_ms: policy::now_ms(),
     };
-    if let Some((entry, _)) = stale
-        && res.status() == StatusCode::NOT_MODIFIED
-    {
-        return Ok(refreshed(
-            &shared,
-            &plan,
-            entry,
-            res.headers(),
-            &req_headers,
-            &method,
-            timing,
-            lookup.entry_key,
-        ));
+    if let Some(entry) = stale {
+        if conditionals.is_some() && res.status() == StatusCode::NOT_MODIFIED {
+            return Ok(refreshed(
+                &shared,
+                &plan,
+                entry,
+                res.headers(),
+                &req_headers,
+                &method,
+                timing,
+                lookup.entry_key,
+            ));
+        }
+        let unreachable = res.extensions().get::<OriginUnreachable>().is_some();
+        if policy::may_serve_stale(
+            &entry,
+            &plan.policy,
+            res.status(),
+            unreachable,
+            timing.response_ms,
+        ) {
+            let status = format!(
+                "tower-tagged-cache; fwd=stale; fwd-status={}; detail=served-stale",
+                res.status().as_u16()
+            );
+            let status = HeaderValue::from_str(&status).unwrap_or_else(|_| policy::hit_status());
+            return Ok(answer(entry, &req_headers, &method, status));
+        }
     }
     match policy::check_response(
         &method,

@@ -12,6 +12,7 @@ pub mod future;
 #[doc(inline)]
 pub use self::{
     body::ResponseBody,
+    flow::OriginUnreachable,
     layer::{DEFAULT_MAX_BODY_SIZE, DEFAULT_STORE_TIMEOUT, TaggedCacheLayer},
     policy::{CACHE_STATUS, remove_hop_by_hop},
     service::TaggedCache,

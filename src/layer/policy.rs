@@ -131,6 +131,7 @@ pub(crate) struct CacheControl {
     pub(crate) max_age: Option<u64>,
     pub(crate) min_fresh: Option<u64>,
     pub(crate) must_understand: bool,
+    pub(crate) stale_if_error: Option<u64>,
 }
 
 /// The targeted cache-control field for CDNs (RFC 9213).
@@ -222,6 +223,8 @@ impl CacheControl {
                 cc.min_fresh = Some(delta_seconds(value));
             } else if is("must-understand") {
                 cc.must_understand = true;
+            } else if is("stale-if-error") {
+                cc.stale_if_error = Some(delta_seconds(value));
             }
         }
         cc
@@ -276,6 +279,34 @@ pub(crate) fn usable_without_origin(
     !req.no_cache
         && entry_age_ms.saturating_add(req.min_fresh_ms) < freshness_ms
         && req.max_age_ms.is_none_or(|max| entry_age_ms <= max)
+}
+
+/// Whether a stale stored response may stand in for the origin's answer: the
+/// origin was unreachable, or answered 500, 502, 503 or 504 within the
+/// response's `stale-if-error` window (RFC 5861); never when the stored
+/// response requires revalidation (RFC 9111 §4.2.4) or the request said
+/// `no-cache`.
+pub(crate) fn may_serve_stale(
+    entry: &crate::store::entry::CachedResponse,
+    req: &RequestPolicy,
+    status: http::StatusCode,
+    unreachable: bool,
+    now_ms: u64,
+) -> bool {
+    let cc = CacheControl::parse(&entry.headers);
+    if req.no_cache || cc.must_revalidate || cc.no_cache || cc.s_maxage.is_some() {
+        return false;
+    }
+    if unreachable {
+        return true;
+    }
+    let error = matches!(status.as_u16(), 500 | 502 | 503 | 504);
+    let freshness_ms = u64::try_from(entry.freshness.as_millis()).unwrap_or(u64::MAX);
+    let stale_for_ms = entry.age_ms(now_ms).saturating_sub(freshness_ms);
+    error
+        && cc
+            .stale_if_error
+            .is_some_and(|s| stale_for_ms <= s.saturating_mul(1000))
 }
 
 /// Whether a stored response (by its headers) may be shared with a request
@@ -389,8 +420,9 @@ pub(crate) fn check_headers(
     let remaining_ms = freshness_ms.saturating_sub(initial_age_ms);
     let validators =
         headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
-    let ttl_ms = if validators {
-        // Kept past its freshness so it can be revalidated with the origin.
+    let ttl_ms = if (remaining_ms > 0 && rule.response_driven) || validators {
+        // Kept past its freshness, to be revalidated with the origin or
+        // served while the origin cannot be reached.
         rule_ttl_ms.max(remaining_ms)
     } else if remaining_ms == 0 {
         return Err(if cc.no_cache {

@@ -6,6 +6,7 @@
 //! - `status=404`: the status;
 //! - `etag=v1`: answer `304` when `If-None-Match` names `"v1"` (weakly);
 //! - `lm=1`: answer `304` when `If-Modified-Since` is present;
+//! - `fail_after=N`: answer `503` from call N+1 on;
 //! - `personal=1`: the body names the caller (from `Authorization`, `Cookie`
 //!   or `X-User`), as a page for a logged-in user would.
 //!
@@ -24,6 +25,7 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 pub struct Origin {
     calls: Arc<Mutex<HashMap<String, usize>>>,
     last: Arc<Mutex<HashMap<String, http::HeaderMap>>>,
+    server: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Origin {
@@ -39,8 +41,19 @@ impl Origin {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        *origin.server.lock().unwrap() = Some(server);
         (origin, format!("http://{addr}"))
+    }
+
+    /// Stops listening (and waits until the port is closed): the origin is
+    /// unreachable from then on.
+    pub async fn stop(&self) {
+        let server = self.server.lock().unwrap().take();
+        if let Some(server) = server {
+            server.abort();
+            let _ = server.await;
+        }
     }
 
     /// How many requests reached the origin for `path`.
@@ -89,6 +102,9 @@ impl Origin {
                 "etag" => etag = Some(format!("\"{v}\"")),
                 "lm" => honour_ims = true,
                 "personal" => personal = true,
+                "fail_after" if n > v.parse::<usize>().unwrap() => {
+                    status = StatusCode::SERVICE_UNAVAILABLE;
+                }
                 _ => {}
             }
         }
