@@ -114,7 +114,7 @@ where
                 if plan.policy.authorized
                     && !policy::shareable_with_authorization(&entry.headers) => {}
             Some(entry) => {
-                if policy::usable_without_origin(entry.age_ms(now), entry.freshness, &plan.policy) {
+                if policy::usable_without_origin(&entry, now, &plan.policy) {
                     return Ok(answer(
                         entry,
                         req.headers(),
@@ -130,6 +130,12 @@ where
                 stale = Some(entry);
             }
         }
+    }
+    if plan.policy.only_if_cached {
+        // RFC 9111 §5.2.1.7: no stored response to use, so 504.
+        let mut res = Response::new(ResponseBody::cached(Bytes::new(), None));
+        *res.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+        return Ok(with_status(res, Reason::OnlyIfCached.header()));
     }
     let req_headers = req.headers().clone();
     let method = req.method().clone();

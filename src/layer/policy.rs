@@ -38,6 +38,7 @@ pub(crate) enum Reason {
     NoCache,
     MaxAge,
     NoFreshness,
+    OnlyIfCached,
     Vary,
     TooLarge,
 }
@@ -80,6 +81,7 @@ status_values! {
     NoCache => "miss", "no-cache";
     MaxAge => "miss", "max-age";
     NoFreshness => "miss", "no-freshness";
+    OnlyIfCached => "miss", "only-if-cached";
     Vary => "miss", "vary";
     TooLarge => "miss", "too-large";
 }
@@ -132,6 +134,8 @@ pub(crate) struct CacheControl {
     pub(crate) min_fresh: Option<u64>,
     pub(crate) must_understand: bool,
     pub(crate) stale_if_error: Option<u64>,
+    pub(crate) max_stale: Option<u64>,
+    pub(crate) only_if_cached: bool,
 }
 
 /// The targeted cache-control field for CDNs (RFC 9213).
@@ -216,9 +220,14 @@ impl CacheControl {
             } else if is("must-revalidate") || is("proxy-revalidate") {
                 cc.must_revalidate = true;
             } else if is("s-maxage") {
-                cc.s_maxage = Some(delta_seconds(value));
+                // The first of duplicated directives counts.
+                cc.s_maxage = cc.s_maxage.or(Some(delta_seconds(value)));
             } else if is("max-age") {
-                cc.max_age = Some(delta_seconds(value));
+                cc.max_age = cc.max_age.or(Some(delta_seconds(value)));
+            } else if is("max-stale") {
+                cc.max_stale = Some(value.map_or(u64::MAX, |v| delta_seconds(Some(v))));
+            } else if is("only-if-cached") {
+                cc.only_if_cached = true;
             } else if is("min-fresh") {
                 cc.min_fresh = Some(delta_seconds(value));
             } else if is("must-understand") {
@@ -247,6 +256,10 @@ pub(crate) struct RequestPolicy {
     pub(crate) max_age_ms: Option<u64>,
     /// `min-fresh=N`: accept stored responses fresh for N more seconds.
     pub(crate) min_fresh_ms: u64,
+    /// `max-stale[=N]`: accept stored responses stale by at most N seconds.
+    pub(crate) max_stale_ms: Option<u64>,
+    /// `only-if-cached`: answer `504` rather than ask the origin.
+    pub(crate) only_if_cached: bool,
 }
 
 /// Request-side checks of a cache rule: may this request use the cache?
@@ -266,19 +279,33 @@ pub(crate) fn check_request(parts: &Parts, rule: &CompiledRule) -> Result<Reques
         no_cache: cc.no_cache || pragma_no_cache,
         max_age_ms: cc.max_age.map(|s| s.saturating_mul(1000)),
         min_fresh_ms: cc.min_fresh.unwrap_or(0).saturating_mul(1000),
+        max_stale_ms: cc.max_stale.map(|s| s.saturating_mul(1000)),
+        only_if_cached: cc.only_if_cached,
     })
 }
 
-/// Whether a stored response may answer this request without the origin.
+/// Whether a stored response may answer this request without the origin:
+/// fresh enough for the request, or stale within its `max-stale` when the
+/// stored response allows serving stale.
 pub(crate) fn usable_without_origin(
-    entry_age_ms: u64,
-    freshness: Duration,
+    entry: &crate::store::entry::CachedResponse,
+    now_ms: u64,
     req: &RequestPolicy,
 ) -> bool {
-    let freshness_ms = u64::try_from(freshness.as_millis()).unwrap_or(u64::MAX);
-    !req.no_cache
-        && entry_age_ms.saturating_add(req.min_fresh_ms) < freshness_ms
-        && req.max_age_ms.is_none_or(|max| entry_age_ms <= max)
+    let age_ms = entry.age_ms(now_ms);
+    let freshness_ms = u64::try_from(entry.freshness.as_millis()).unwrap_or(u64::MAX);
+    if req.no_cache || req.max_age_ms.is_some_and(|max| age_ms > max) {
+        return false;
+    }
+    if age_ms.saturating_add(req.min_fresh_ms) < freshness_ms {
+        return true;
+    }
+    let Some(max_stale) = req.max_stale_ms else {
+        return false;
+    };
+    let cc = CacheControl::parse(&entry.headers);
+    !(cc.must_revalidate || cc.no_cache || cc.s_maxage.is_some())
+        && age_ms.saturating_sub(freshness_ms) <= max_stale
 }
 
 /// Whether a stale stored response may stand in for the origin's answer: the
@@ -455,9 +482,57 @@ fn initial_age_ms(headers: &HeaderMap, date_ms: Option<u64>, timing: Timing) -> 
     apparent_ms.max(age_value_ms.saturating_add(delay_ms))
 }
 
+/// An HTTP date in any of the three formats of RFC 9110 §5.6.7, read
+/// leniently as caches do: names in any case, the weekday ignored.
 fn date_from(value: &HeaderValue) -> Option<u64> {
-    let t = httpdate::parse_http_date(value.to_str().ok()?).ok()?;
+    let text = value.to_str().ok()?;
+    let t = httpdate::parse_http_date(text)
+        .ok()
+        .or_else(|| lenient_date(text))?;
     Some(u64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn lenient_date(text: &str) -> Option<SystemTime> {
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let (mut day, mut month, mut year, mut time) = (None, None, None, None);
+    for token in text.split([' ', ',', '-']).filter(|t| !t.is_empty()) {
+        let lower = token.to_ascii_lowercase();
+        if let Some(m) = MONTHS.iter().position(|m| lower.starts_with(m)) {
+            month = Some(m + 1);
+        } else if token.contains(':') {
+            let mut hms = token.split(':').map(|p| p.parse::<u32>().ok());
+            time = Some((hms.next()??, hms.next()??, hms.next()??));
+        } else if let Ok(n) = token.parse::<u32>() {
+            if token.len() >= 3 {
+                year = Some(n);
+            } else if day.is_none() {
+                day = Some(n);
+            } else {
+                // A two-digit year (RFC 850): 70-99 are 19xx.
+                year = Some(if n >= 70 { 1900 + n } else { 2000 + n });
+            }
+        }
+    }
+    let (day, month, year, (h, m, s)) = (day?, month?, year?, time?);
+    // Rebuild the IMF-fixdate (the weekday is checked, so compute it).
+    let days_from_civil = {
+        let (y, mo) = if month <= 2 {
+            (i64::from(year) - 1, month + 9)
+        } else {
+            (i64::from(year), month - 3)
+        };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * mo as i64 + 2) / 5 + i64::from(day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    };
+    let secs = days_from_civil * 86_400 + i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s);
+    let secs = u64::try_from(secs).ok()?;
+    (day <= 31 && h < 24 && m < 60 && s <= 60)
+        .then(|| UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 fn header_date_ms(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
@@ -514,13 +589,21 @@ fn request_value(headers: &HeaderMap, name: &HeaderName) -> Option<Bytes> {
 /// Modified` (RFC 9110 §13.1.2, §13.1.3; `If-Modified-Since` only counts
 /// without `If-None-Match`).
 pub(crate) fn not_modified(req_headers: &HeaderMap, stored: &HeaderMap) -> bool {
-    let inm: Vec<&str> = comma_list(req_headers, &header::IF_NONE_MATCH).collect();
-    if !inm.is_empty() {
-        let Some(etag) = stored.get(header::ETAG).and_then(|v| v.to_str().ok()) else {
+    if req_headers.contains_key(header::IF_NONE_MATCH) {
+        let Some(etag) = stored.get(header::ETAG) else {
             return false;
         };
-        let weak = |t: &str| t.trim().trim_start_matches("W/").to_owned();
-        return inm.iter().any(|t| *t == "*" || weak(t) == weak(etag));
+        // Compared as bytes: an entity tag may hold obs-text.
+        let weak = |t: &[u8]| -> Vec<u8> {
+            let t = t.trim_ascii();
+            t.strip_prefix(b"W/").unwrap_or(t).to_vec()
+        };
+        let stored_tag = weak(etag.as_bytes());
+        return req_headers
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .any(|t| t.trim_ascii() == b"*" || weak(t) == stored_tag);
     }
     let Some(since) = req_headers
         .get(header::IF_MODIFIED_SINCE)
@@ -599,7 +682,7 @@ pub(crate) fn not_modified_headers(stored: &HeaderMap) -> HeaderMap {
 pub(crate) fn merge_not_modified(stored: &mut HeaderMap, fresh: &HeaderMap) {
     let fresh = storable_headers(fresh);
     for name in fresh.keys() {
-        if name == header::CONTENT_LENGTH || name == header::CONTENT_ENCODING {
+        if name == header::CONTENT_LENGTH {
             continue;
         }
         stored.remove(name);
@@ -647,7 +730,11 @@ fn directives<'a>(headers: &'a HeaderMap, field: &HeaderName) -> Vec<(&'a str, O
                     continue;
                 }
                 let (name, arg) = match directive.split_once('=') {
-                    Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                    // `max-age = 5` is not a valid directive: ignore it.
+                    Some((n, a)) if n.ends_with([' ', '\t']) || a.starts_with([' ', '\t']) => {
+                        continue;
+                    }
+                    Some((n, a)) => (n, Some(a.trim_matches('"'))),
                     None => (directive, None),
                 };
                 out.push((name, arg));
@@ -657,16 +744,17 @@ fn directives<'a>(headers: &'a HeaderMap, field: &HeaderName) -> Vec<(&'a str, O
     out
 }
 
-/// A `delta-seconds` value (RFC 9111 §1.2.2): too large means 2^31; anything
-/// that is not digits means 0 (stale).
+/// A `delta-seconds` value (RFC 9111 §1.2.2): its leading digits (as most
+/// caches read `3600.0` or `100a`), too large meaning 2^31; no leading digit
+/// means 0 (stale).
 fn delta_seconds(value: Option<&str>) -> u64 {
     const CAP: u64 = 1 << 31;
-    match value {
-        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
-            v.parse::<u64>().map_or(CAP, |n| n.min(CAP))
-        }
-        _ => 0,
+    let v = value.unwrap_or("");
+    let digits = &v[..v.bytes().take_while(u8::is_ascii_digit).count()];
+    if digits.is_empty() {
+        return 0;
     }
+    digits.parse::<u64>().map_or(CAP, |n| n.min(CAP))
 }
 
 /// The non-empty, trimmed members of a comma-separated header.
@@ -1169,19 +1257,35 @@ mod tests {
         assert!(p.no_cache);
         let p = check_request(&parts(&[("cache-control", "max-age=5, min-fresh=2")]), &r).unwrap();
         assert_eq!((p.max_age_ms, p.min_fresh_ms), (Some(5000), 2000));
-        assert!(usable_without_origin(1000, Duration::from_secs(10), &p));
-        assert!(
-            !usable_without_origin(6000, Duration::from_secs(10), &p),
-            "older than max-age"
-        );
-        assert!(!usable_without_origin(
-            8500,
-            Duration::from_secs(10),
-            &RequestPolicy {
-                min_fresh_ms: 2000,
-                ..RequestPolicy::default()
-            }
-        ));
+        // An entry fresh for 10 s, looked at when it is `age` ms old.
+        let entry = |cc: &str| crate::store::entry::CachedResponse {
+            status: StatusCode::OK,
+            headers: headers(&[("cache-control", cc)]),
+            body: Bytes::new(),
+            trailers: None,
+            stored_at_ms: 0,
+            ttl: Duration::from_secs(60),
+            initial_age_ms: 0,
+            freshness: Duration::from_secs(10),
+            vary: Vec::new(),
+        };
+        let usable =
+            |cc: &str, age: u64, p: &RequestPolicy| usable_without_origin(&entry(cc), age, p);
+        assert!(usable("", 1000, &p));
+        assert!(!usable("", 6000, &p), "older than max-age");
+        let min_fresh = RequestPolicy {
+            min_fresh_ms: 2000,
+            ..RequestPolicy::default()
+        };
+        assert!(!usable("", 8500, &min_fresh));
+        let p = check_request(&parts(&[("cache-control", "max-stale=5")]), &r).unwrap();
+        assert!(usable("", 14_000, &p), "stale by 4 s");
+        assert!(!usable("", 16_000, &p), "stale by 6 s");
+        assert!(!usable("must-revalidate", 11_000, &p));
+        let any = check_request(&parts(&[("cache-control", "max-stale")]), &r).unwrap();
+        assert!(usable("", 1_000_000, &any));
+        let oic = check_request(&parts(&[("cache-control", "only-if-cached")]), &r).unwrap();
+        assert!(oic.only_if_cached);
         assert!(matches!(
             check_request(&parts(&[("cookie", "a=1")]), &r),
             Err(Reason::Cookie)
@@ -1191,6 +1295,52 @@ mod tests {
                 .unwrap()
                 .authorized
         );
+    }
+
+    #[test]
+    fn lenient_parsing() {
+        let r = rule(
+            CacheRule::get("/")
+                .response_driven()
+                .ttl(Duration::from_secs(7200)),
+        );
+        let check = |h: &[(&str, &str)]| fresh_for(&r, h);
+        assert_eq!(
+            check(&[("cache-control", "max-age=3600, max-age=0")]),
+            Ok(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            check(&[("cache-control", "max-age=0, max-age=3600")]),
+            Err(Reason::MaxAge)
+        );
+        assert_eq!(
+            check(&[("cache-control", "max-age=3600.5")]),
+            Ok(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            check(&[("cache-control", "max-age =3600")]),
+            Err(Reason::NoFreshness)
+        );
+        assert_eq!(
+            check(&[("cache-control", "max-age= 3600")]),
+            Err(Reason::NoFreshness)
+        );
+        let expires = |e: &str| {
+            let e = HeaderValue::from_str(e).unwrap();
+            date_from(&e).map(|ms| ms / 1000)
+        };
+        let canonical = Some(784_111_777);
+        assert_eq!(expires("Sun, 06 Nov 1994 08:49:37 GMT"), canonical);
+        assert_eq!(expires("sun, 06 nov 1994 08:49:37 gmt"), canonical);
+        assert_eq!(
+            expires("Thu, 06 Nov 1994 08:49:37 GMT"),
+            canonical,
+            "weekday ignored"
+        );
+        assert_eq!(expires("Sunday, 06-Nov-94 08:49:37 GMT"), canonical);
+        assert_eq!(expires("Sun Nov  6 08:49:37 1994"), canonical);
+        assert_eq!(expires("not a date"), None);
+        assert_eq!(expires("0"), None);
     }
 
     #[test]
