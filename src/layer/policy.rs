@@ -426,13 +426,17 @@ pub(crate) fn check_headers(
     } else {
         headers.get(header::EXPIRES)
     };
+    // Several Expires lines are as invalid as a bad date.
+    let expires_valid = headers.get_all(header::EXPIRES).iter().count() <= 1;
     let explicit_ms = match (cc.s_maxage.or(cc.max_age), expires) {
         (Some(secs), _) => Some(secs.saturating_mul(1000)),
         (None, Some(expires)) => Some(
             // An invalid Expires means already expired (RFC 9111 §5.3).
-            date_from(expires).map_or(0, |exp| {
-                exp.saturating_sub(date_ms.unwrap_or(timing.response_ms))
-            }),
+            date_from(expires)
+                .filter(|_| expires_valid)
+                .map_or(0, |exp| {
+                    exp.saturating_sub(date_ms.unwrap_or(timing.response_ms))
+                }),
         ),
         (None, None) => None,
     };
@@ -482,57 +486,77 @@ fn initial_age_ms(headers: &HeaderMap, date_ms: Option<u64>, timing: Timing) -> 
     apparent_ms.max(age_value_ms.saturating_add(delay_ms))
 }
 
-/// An HTTP date in any of the three formats of RFC 9110 §5.6.7, read
-/// leniently as caches do: names in any case, the weekday ignored.
+/// An HTTP date in one of the three formats of RFC 9110 §5.6.7 (IMF-fixdate,
+/// RFC 850, asctime), laid out exactly as there but read as caches do: names
+/// in any case, and the weekday not checked against the date. Anything else
+/// (other zones, missing comma, extra spaces, short fields) is invalid.
 fn date_from(value: &HeaderValue) -> Option<u64> {
-    let text = value.to_str().ok()?;
-    let t = httpdate::parse_http_date(text)
-        .ok()
-        .or_else(|| lenient_date(text))?;
-    Some(u64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn lenient_date(text: &str) -> Option<SystemTime> {
     const MONTHS: [&str; 12] = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];
-    let (mut day, mut month, mut year, mut time) = (None, None, None, None);
-    for token in text.split([' ', ',', '-']).filter(|t| !t.is_empty()) {
-        let lower = token.to_ascii_lowercase();
-        if let Some(m) = MONTHS.iter().position(|m| lower.starts_with(m)) {
-            month = Some(m + 1);
-        } else if token.contains(':') {
-            let mut hms = token.split(':').map(|p| p.parse::<u32>().ok());
-            time = Some((hms.next()??, hms.next()??, hms.next()??));
-        } else if let Ok(n) = token.parse::<u32>() {
-            if token.len() >= 3 {
-                year = Some(n);
-            } else if day.is_none() {
-                day = Some(n);
-            } else {
-                // A two-digit year (RFC 850): 70-99 are 19xx.
-                year = Some(if n >= 70 { 1900 + n } else { 2000 + n });
-            }
-        }
-    }
-    let (day, month, year, (h, m, s)) = (day?, month?, year?, time?);
-    // Rebuild the IMF-fixdate (the weekday is checked, so compute it).
-    let days_from_civil = {
-        let (y, mo) = if month <= 2 {
-            (i64::from(year) - 1, month + 9)
+    let text = value.to_str().ok()?;
+    let num = |t: &str, len: usize| -> Option<u32> {
+        if t.len() == len && t.bytes().all(|b| b.is_ascii_digit()) {
+            t.parse().ok()
         } else {
-            (i64::from(year), month - 3)
-        };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let doy = (153 * mo as i64 + 2) / 5 + i64::from(day) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
+            None
+        }
     };
-    let secs = days_from_civil * 86_400 + i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s);
-    let secs = u64::try_from(secs).ok()?;
-    (day <= 31 && h < 24 && m < 60 && s <= 60)
-        .then(|| UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    let month = |m: &str| {
+        MONTHS
+            .iter()
+            .position(|x| x.eq_ignore_ascii_case(m))
+            .map(|i| i as u32 + 1)
+    };
+    let time = |t: &str| -> Option<(u32, u32, u32)> {
+        let mut p = t.split(':');
+        let hms = (num(p.next()?, 2)?, num(p.next()?, 2)?, num(p.next()?, 2)?);
+        p.next().is_none().then_some(hms)
+    };
+    let weekday = |w: &str, long: bool| {
+        w.len() >= 3 && w.bytes().all(|b| b.is_ascii_alphabetic()) && (w.len() > 3) == long
+    };
+    let gmt = |z: &str| z.eq_ignore_ascii_case("gmt");
+    let short_day = |w: &str| w.strip_suffix(',').is_some_and(|w| weekday(w, false));
+    let long_day = |w: &str| w.strip_suffix(',').is_some_and(|w| weekday(w, true));
+    let parts: Vec<&str> = text.split(' ').collect();
+    let (day, month, year, (h, m, s)) = match parts[..] {
+        // Sun, 06 Nov 1994 08:49:37 GMT
+        [wd, d, mo, y, t, z] if short_day(wd) && gmt(z) => {
+            (num(d, 2)?, month(mo)?, num(y, 4)?, time(t)?)
+        }
+        // Sunday, 06-Nov-94 08:49:37 GMT
+        [wd, dmy, t, z] if long_day(wd) && gmt(z) => {
+            let mut f = dmy.split('-');
+            let (d, mo, y) = (num(f.next()?, 2)?, month(f.next()?)?, num(f.next()?, 2)?);
+            if f.next().is_some() {
+                return None;
+            }
+            let y = if y >= 70 { 1900 + y } else { 2000 + y };
+            (d, mo, y, time(t)?)
+        }
+        // Sun Nov  6 08:49:37 1994
+        [wd, mo, "", d, t, y] if weekday(wd, false) => {
+            (num(d, 1)?, month(mo)?, num(y, 4)?, time(t)?)
+        }
+        [wd, mo, d, t, y] if weekday(wd, false) => (num(d, 2)?, month(mo)?, num(y, 4)?, time(t)?),
+        _ => return None,
+    };
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    // Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+    let (y, mo) = if month <= 2 {
+        (i64::from(year) - 1, i64::from(month) + 9)
+    } else {
+        (i64::from(year), i64::from(month) - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + i64::from(day) - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s);
+    u64::try_from(secs).ok()?.checked_mul(1000)
 }
 
 fn header_date_ms(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
@@ -1339,8 +1363,20 @@ mod tests {
         );
         assert_eq!(expires("Sunday, 06-Nov-94 08:49:37 GMT"), canonical);
         assert_eq!(expires("Sun Nov  6 08:49:37 1994"), canonical);
-        assert_eq!(expires("not a date"), None);
-        assert_eq!(expires("0"), None);
+        assert_eq!(expires("Sun Nov 06 08:49:37 1994"), canonical);
+        for invalid in [
+            "not a date",
+            "0",
+            "Sun, 06 Nov 1994 8:49:37 GMT",
+            "Sun, 06 Nov 94 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 AEST",
+            "Sun, 06-Nov-1994 08:49:37 GMT",
+            "Sun,  06 Nov 1994 08:49:37 GMT",
+            "Sun 06 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+        ] {
+            assert_eq!(expires(invalid), None, "{invalid}");
+        }
     }
 
     #[test]
