@@ -252,12 +252,9 @@ fn quickstart_pair<St: Store>(
 }
 
 async fn start_quickstart<St: Store>(store: St) -> (String, Invalidator<St>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let invalidator = Invalidator::new(store.clone());
     let app = quickstart::app(store, quickstart::Db::seeded()).unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), invalidator)
+    (support::serve(app).await, invalidator)
 }
 
 criterion_group!(

@@ -23,13 +23,6 @@ use support::{
 use tower::service_fn;
 use tower_tagged_cache::{CacheRule, MemoryStore, Store, TaggedCacheLayer};
 
-async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
-}
-
 struct Seen {
     cache_status: String,
     body: Bytes,
@@ -80,7 +73,7 @@ async fn trailers_survive_both_paths<St: Store>(store: St) {
     let layer = TaggedCacheLayer::new(store.clone())
         .rule(CacheRule::get("/items/{id}").tags(["Item:{id}"]))
         .unwrap();
-    let base = serve(
+    let base = support::serve(
         Router::new()
             .route_service("/items/{id}", origin)
             .layer(layer),
@@ -139,7 +132,7 @@ async fn nested_routers_on_one_store_stay_apart() {
     let app = Router::new()
         .nest("/admin", section("admin"))
         .nest("/public", section("public"));
-    let base = serve(app).await;
+    let base = support::serve(app).await;
 
     let admin = fetch(&format!("{base}/admin/users/1")).await;
     assert_eq!(admin.body, "admin view");

@@ -50,9 +50,7 @@ async fn no_page_crosses_users<St: Store>(store: St) {
         Duration::from_secs(3600),
     )
     .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = support::serve(app).await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
 
     let mut stored = 0;

@@ -27,12 +27,9 @@ struct App {
 
 impl App {
     async fn start<St: Store>(store: St) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = quickstart::app(store, quickstart::Db::seeded()).unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self {
-            base: format!("http://{addr}"),
+            base: support::serve(app).await,
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
     }

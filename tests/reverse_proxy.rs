@@ -72,12 +72,9 @@ impl<St: Store> Proxy<St> {
             Duration::from_secs(3600),
         )
         .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self {
             store,
-            base: format!("http://{addr}"),
+            base: support::serve(app).await,
             origin,
             client: Client::builder(TokioExecutor::new()).build_http(),
             stored: 0,

@@ -17,6 +17,17 @@ use tower_tagged_cache::RedisStore;
 
 pub mod origin;
 
+/// Serves an axum app on a free loopback port, in the background; returns
+/// its base URL (`http://127.0.0.1:PORT`).
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free loopback port");
+    let addr = listener.local_addr().expect("bound address");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    format!("http://{addr}")
+}
+
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn trace_init() {
     let _ = tracing_subscriber::fmt()
