@@ -133,9 +133,14 @@ where
     }
     if plan.policy.only_if_cached {
         // RFC 9111 §5.2.1.7: no stored response to use, so 504.
-        let mut res = Response::new(ResponseBody::cached(Bytes::new(), None));
-        *res.status_mut() = StatusCode::GATEWAY_TIMEOUT;
-        return Ok(with_status(res, Reason::OnlyIfCached.header()));
+        let mut headers = HeaderMap::new();
+        headers.insert(CACHE_STATUS, Reason::OnlyIfCached.header());
+        return Ok(from_store(
+            StatusCode::GATEWAY_TIMEOUT,
+            headers,
+            Bytes::new(),
+            None,
+        ));
     }
     let req_headers = req.headers().clone();
     let method = req.method().clone();
@@ -303,14 +308,12 @@ fn answer<B>(
     status: HeaderValue,
 ) -> Response<ResponseBody<B>> {
     let age = HeaderValue::from(entry.age_secs(policy::now_ms()));
+    let head = method == Method::HEAD;
     if policy::not_modified(req_headers, &entry.headers) {
         let mut headers = policy::not_modified_headers(&entry.headers);
         headers.insert(header::AGE, age);
         headers.append(CACHE_STATUS, status);
-        let mut res = Response::new(ResponseBody::cached(Bytes::new(), None));
-        *res.status_mut() = StatusCode::NOT_MODIFIED;
-        *res.headers_mut() = headers;
-        return res;
+        return from_store(StatusCode::NOT_MODIFIED, headers, Bytes::new(), None);
     }
     let CachedResponse {
         status: code,
@@ -320,44 +323,44 @@ fn answer<B>(
         ..
     } = entry;
     headers.insert(header::AGE, age);
+    headers.append(CACHE_STATUS, status);
     if code == StatusCode::OK
         && let Some(range) = policy::byte_range(req_headers, &headers, body.len() as u64)
     {
         // A single range of a stored complete response (RFC 9110 §15.3.7).
         let content_range = format!("bytes {}-{}/{}", range.start, range.end - 1, body.len());
-        headers.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&content_range).unwrap_or(HeaderValue::from_static("bytes */0")),
-        );
-        headers.insert(
-            header::CONTENT_LENGTH,
-            HeaderValue::from(range.end - range.start),
-        );
-        headers.append(CACHE_STATUS, status);
-        let part = body.slice(range.start as usize..range.end as usize);
-        let body = if method == Method::HEAD {
-            Bytes::new()
-        } else {
-            part
-        };
-        let mut res = Response::new(ResponseBody::cached(body, None));
-        *res.status_mut() = StatusCode::PARTIAL_CONTENT;
-        *res.headers_mut() = headers;
-        return res;
+        if let Ok(value) = HeaderValue::from_str(&content_range) {
+            headers.insert(header::CONTENT_RANGE, value);
+            headers.insert(
+                header::CONTENT_LENGTH,
+                HeaderValue::from(range.end - range.start),
+            );
+            let part = body.slice(range.start as usize..range.end as usize);
+            let part = if head { Bytes::new() } else { part };
+            return from_store(StatusCode::PARTIAL_CONTENT, headers, part, None);
+        }
     }
     if trailers.is_none() && !headers.contains_key(header::CONTENT_LENGTH) {
         // A HEAD answer carries the length of the GET body it stands for.
         // (With trailers the body goes chunked, so no length.)
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     }
-    headers.append(CACHE_STATUS, status);
-    let body = if method == Method::HEAD {
-        ResponseBody::cached(Bytes::new(), None)
+    if head {
+        from_store(code, headers, Bytes::new(), None)
     } else {
-        ResponseBody::cached(body, trailers)
-    };
-    let mut res = Response::new(body);
-    *res.status_mut() = code;
+        from_store(code, headers, body, trailers)
+    }
+}
+
+/// A response made by the cache itself, from stored parts.
+fn from_store<B>(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    trailers: Option<HeaderMap>,
+) -> Response<ResponseBody<B>> {
+    let mut res = Response::new(ResponseBody::cached(body, trailers));
+    *res.status_mut() = status;
     *res.headers_mut() = headers;
     res
 }
