@@ -639,6 +639,32 @@ async fn write_rules_bump_after_success_only<St: Store>(store: St) {
     assert_eq!(invalidator.tag_version("Dashboard").await.unwrap(), d2);
 }
 
+/// A write whose path parameters do not parse for its rule still
+/// invalidates what is stored for its URI.
+async fn unparsed_writes_still_invalidate_their_uri<St: Store>(store: St) {
+    let (store, calls, layer) = fixture(store);
+    let layer = layer
+        .rule(
+            CacheRule::put("/users/{id}")
+                .parse_param::<u64>("id")
+                .invalidates(["User:{id}"]),
+        )
+        .unwrap();
+    let mut svc = stack(layer, counting(&calls));
+    send(&mut svc, get("/users/abc")).await;
+    store.puts_reached(1).await;
+    assert_eq!(
+        send(&mut svc, get("/users/abc")).await.cache_status(),
+        "tower-tagged-cache; hit"
+    );
+    let put = Request::put("/users/abc").body(Full::default()).unwrap();
+    send(&mut svc, put).await;
+    assert_eq!(
+        send(&mut svc, get("/users/abc")).await.cache_status(),
+        "tower-tagged-cache; fwd=miss; stored"
+    );
+}
+
 async fn handlers_find_the_invalidator<St: Store>(store: St) {
     let store = Observed::new(store);
     let layer = TaggedCacheLayer::new(store.clone())
@@ -766,6 +792,7 @@ both_stores!(
     bump_during_slow_request_is_not_undone,
     write_rules_bump_after_success_only,
     handlers_find_the_invalidator,
+    unparsed_writes_still_invalidate_their_uri,
     percent_encoded_params_share_the_tag,
     query_strings_are_part_of_the_key,
 );

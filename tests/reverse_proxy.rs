@@ -346,6 +346,17 @@ async fn revalidation<St: Store>(store: St) {
     )
     .await;
     assert_eq!(p.origin.last_headers("/r/etag")["if-none-match"], "\"v1\"");
+    // A 304 that is itself old (Age) leaves the entry stale.
+    let aged = "/r/aged?etag=v1&h=cache-control:max-age=10&h=age:10";
+    p.run(
+        "304 with Age",
+        &[
+            get(aged, STORED, true),
+            get(aged, revalidated, true),
+            get(aged, revalidated, true),
+        ],
+    )
+    .await;
     p.run("max-age=0 with Last-Modified", &[
         get("/r/lm?lm=1&h=cache-control:max-age=0&h=last-modified:Sun,%2006%20Nov%201994%2008:49:37%20GMT", STORED, true),
         get("/r/lm?lm=1&h=cache-control:max-age=0&h=last-modified:Sun,%2006%20Nov%201994%2008:49:37%20GMT", revalidated, true),

@@ -112,9 +112,9 @@ where
             }
             Some(entry)
                 if plan.policy.authorized
-                    && !policy::shareable_with_authorization(&entry.headers) => {}
+                    && !policy::shareable_with_authorization(&entry.headers, &plan.rule) => {}
             Some(entry) => {
-                if policy::usable_without_origin(&entry, now, &plan.policy) {
+                if policy::usable_without_origin(&entry, &plan.rule, now, &plan.policy) {
                     return Ok(answer(
                         entry,
                         req.headers(),
@@ -177,6 +177,7 @@ where
         let unreachable = res.extensions().get::<OriginUnreachable>().is_some();
         if policy::may_serve_stale(
             &entry,
+            &plan.rule,
             &plan.policy,
             res.status(),
             unreachable,
@@ -255,24 +256,25 @@ fn refreshed<St: Store, B>(
     key: EntryKey,
 ) -> Response<ResponseBody<B>> {
     policy::merge_not_modified(&mut entry.headers, not_modified);
-    let status = match policy::check_headers(
-        entry.status,
-        &entry.headers,
-        &plan.policy,
-        &plan.rule,
-        timing,
-    ) {
-        Ok(storable) => {
-            entry.freshness = storable.freshness;
-            entry.ttl = storable.ttl;
-            entry.initial_age_ms = storable.initial_age_ms;
-            entry.stored_at_ms = timing.response_ms;
-            let body = entry.body.clone();
-            store_later(shared.clone(), key)(entry.clone(), vec![body]);
-            policy::revalidated_status()
-        }
-        Err(reason) => reason.header(),
-    };
+    // The 304's own Age and Date say how old the confirmation is; the
+    // merged headers keep no Age, so judge freshness with the 304's.
+    let mut judged = entry.headers.clone();
+    if let Some(age) = not_modified.get(header::AGE) {
+        judged.insert(header::AGE, age.clone());
+    }
+    let status =
+        match policy::check_headers(entry.status, &judged, &plan.policy, &plan.rule, timing) {
+            Ok(storable) => {
+                entry.freshness = storable.freshness;
+                entry.ttl = storable.ttl;
+                entry.initial_age_ms = storable.initial_age_ms;
+                entry.stored_at_ms = timing.response_ms;
+                let body = entry.body.clone();
+                store_later(shared.clone(), key)(entry.clone(), vec![body]);
+                policy::revalidated_status()
+            }
+            Err(reason) => reason.header(),
+        };
     answer(entry, req_headers, method, status)
 }
 
@@ -309,7 +311,7 @@ fn answer<B>(
 ) -> Response<ResponseBody<B>> {
     let age = HeaderValue::from(entry.age_secs(policy::now_ms()));
     let head = method == Method::HEAD;
-    if policy::not_modified(req_headers, &entry.headers) {
+    if entry.status.is_success() && policy::not_modified(req_headers, &entry.headers) {
         let mut headers = policy::not_modified_headers(&entry.headers);
         headers.insert(header::AGE, age);
         headers.append(CACHE_STATUS, status);

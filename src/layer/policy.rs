@@ -129,6 +129,7 @@ pub(crate) struct CacheControl {
     pub(crate) private: bool,
     pub(crate) public: bool,
     pub(crate) must_revalidate: bool,
+    pub(crate) proxy_revalidate: bool,
     pub(crate) s_maxage: Option<u64>,
     pub(crate) max_age: Option<u64>,
     pub(crate) min_fresh: Option<u64>,
@@ -144,6 +145,29 @@ const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control
 const SURROGATE_CONTROL: HeaderName = HeaderName::from_static("surrogate-control");
 
 impl CacheControl {
+    /// The directives that govern a response stored under `rule`: the
+    /// targeted fields too for response-driven rules, as when it was stored.
+    pub(crate) fn of_stored(headers: &HeaderMap, rule: &CompiledRule) -> Self {
+        if rule.response_driven {
+            Self::for_response(headers).0
+        } else {
+            Self::parse(headers)
+        }
+    }
+
+    /// Whether the response may be shared with a request that carries
+    /// `Authorization` (RFC 9111 §3.5: `public`, `s-maxage` or
+    /// `must-revalidate`; not `proxy-revalidate`).
+    pub(crate) fn allows_authorization(&self) -> bool {
+        self.public || self.s_maxage.is_some() || self.must_revalidate
+    }
+
+    /// Whether a shared cache must not serve the response stale (RFC 9111
+    /// §4.2.4, §5.2.2).
+    pub(crate) fn forbids_stale(&self) -> bool {
+        self.must_revalidate || self.proxy_revalidate || self.no_cache || self.s_maxage.is_some()
+    }
+
     /// The `Cache-Control` of a request or response.
     pub(crate) fn parse(headers: &HeaderMap) -> Self {
         Self::from_directives(directives(headers, &header::CACHE_CONTROL))
@@ -196,7 +220,8 @@ impl CacheControl {
                 "no-cache" if flag => cc.no_cache = true,
                 "private" if flag => cc.private = true,
                 "public" if flag => cc.public = true,
-                "must-revalidate" | "proxy-revalidate" if flag => cc.must_revalidate = true,
+                "must-revalidate" if flag => cc.must_revalidate = true,
+                "proxy-revalidate" if flag => cc.proxy_revalidate = true,
                 "max-age" => cc.max_age = seconds.map(|s| s.min(1 << 31)),
                 "s-maxage" => cc.s_maxage = seconds.map(|s| s.min(1 << 31)),
                 _ => {}
@@ -217,8 +242,10 @@ impl CacheControl {
                 cc.private = true;
             } else if is("public") {
                 cc.public = true;
-            } else if is("must-revalidate") || is("proxy-revalidate") {
+            } else if is("must-revalidate") {
                 cc.must_revalidate = true;
+            } else if is("proxy-revalidate") {
+                cc.proxy_revalidate = true;
             } else if is("s-maxage") {
                 // The first of duplicated directives counts.
                 cc.s_maxage = cc.s_maxage.or(Some(delta_seconds(value)));
@@ -289,6 +316,7 @@ pub(crate) fn check_request(parts: &Parts, rule: &CompiledRule) -> Result<Reques
 /// stored response allows serving stale.
 pub(crate) fn usable_without_origin(
     entry: &crate::store::entry::CachedResponse,
+    rule: &CompiledRule,
     now_ms: u64,
     req: &RequestPolicy,
 ) -> bool {
@@ -303,8 +331,7 @@ pub(crate) fn usable_without_origin(
     let Some(max_stale) = req.max_stale_ms else {
         return false;
     };
-    let cc = CacheControl::parse(&entry.headers);
-    !(cc.must_revalidate || cc.no_cache || cc.s_maxage.is_some())
+    !CacheControl::of_stored(&entry.headers, rule).forbids_stale()
         && age_ms.saturating_sub(freshness_ms) <= max_stale
 }
 
@@ -315,13 +342,14 @@ pub(crate) fn usable_without_origin(
 /// `no-cache`.
 pub(crate) fn may_serve_stale(
     entry: &crate::store::entry::CachedResponse,
+    rule: &CompiledRule,
     req: &RequestPolicy,
     status: http::StatusCode,
     unreachable: bool,
     now_ms: u64,
 ) -> bool {
-    let cc = CacheControl::parse(&entry.headers);
-    if req.no_cache || cc.must_revalidate || cc.no_cache || cc.s_maxage.is_some() {
+    let cc = CacheControl::of_stored(&entry.headers, rule);
+    if req.no_cache || cc.forbids_stale() {
         return false;
     }
     if unreachable {
@@ -338,9 +366,8 @@ pub(crate) fn may_serve_stale(
 
 /// Whether a stored response (by its headers) may be shared with a request
 /// that carries `Authorization` (RFC 9111 §3.5).
-pub(crate) fn shareable_with_authorization(headers: &HeaderMap) -> bool {
-    let cc = CacheControl::parse(headers);
-    cc.public || cc.s_maxage.is_some() || cc.must_revalidate
+pub(crate) fn shareable_with_authorization(headers: &HeaderMap, rule: &CompiledRule) -> bool {
+    CacheControl::of_stored(headers, rule).allows_authorization()
 }
 
 /// How a response may be stored.
@@ -403,6 +430,14 @@ pub(crate) fn check_headers(
     } else {
         (CacheControl::parse(headers), false)
     };
+    // A Vary line that is not text cannot be matched: as good as `Vary: *`.
+    if headers
+        .get_all(header::VARY)
+        .iter()
+        .any(|v| v.to_str().is_err())
+    {
+        return Err(Reason::Vary);
+    }
     if cc.must_understand && status.canonical_reason().is_none() {
         return Err(Reason::Status);
     }
@@ -413,7 +448,7 @@ pub(crate) fn check_headers(
     if cc.private {
         return Err(Reason::Private);
     }
-    if req.authorized && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
+    if req.authorized && !cc.allows_authorization() {
         return Err(Reason::Authorization);
     }
     if comma_list(headers, &header::VARY).any(|v| v == "*") {
@@ -593,7 +628,8 @@ pub(crate) fn vary_matches(
 }
 
 /// A request header's field lines, combined and normalised (RFC 9111 §4.1:
-/// whitespace around commas does not matter).
+/// whitespace around commas does not matter), then hashed (SHA-256), so
+/// that credentials a response varies on are never kept at rest.
 fn request_value(headers: &HeaderMap, name: &HeaderName) -> Option<Bytes> {
     let mut values = headers.get_all(name).iter().peekable();
     values.peek()?;
@@ -606,7 +642,8 @@ fn request_value(headers: &HeaderMap, name: &HeaderName) -> Option<Bytes> {
             out.extend_from_slice(part.trim_ascii());
         }
     }
-    Some(Bytes::from(out))
+    use sha2::Digest;
+    Some(Bytes::copy_from_slice(&sha2::Sha256::digest(&out)))
 }
 
 /// Whether a request's conditionals let a stored response answer `304 Not
@@ -1160,6 +1197,51 @@ mod tests {
     }
 
     #[test]
+    fn stale_rules_read_the_fields_the_response_was_stored_by() {
+        let r = rule(CacheRule::get("/").response_driven());
+        let stored = |h: &[(&str, &str)]| crate::store::entry::CachedResponse {
+            status: StatusCode::OK,
+            headers: headers(h),
+            body: Bytes::new(),
+            trailers: None,
+            stored_at_ms: 0,
+            ttl: Duration::from_secs(600),
+            initial_age_ms: 0,
+            freshness: Duration::from_secs(60),
+            vary: Vec::new(),
+        };
+        let req = RequestPolicy::default();
+        let down = |h: &[(&str, &str)]| {
+            may_serve_stale(&stored(h), &r, &req, StatusCode::BAD_GATEWAY, true, 120_000)
+        };
+        assert!(down(&[("cache-control", "max-age=60")]));
+        assert!(!down(&[
+            ("cache-control", "max-age=60"),
+            ("cdn-cache-control", "max-age=60, must-revalidate")
+        ]));
+        assert!(!down(&[("cache-control", "max-age=60, proxy-revalidate")]));
+        let max_stale = RequestPolicy {
+            max_stale_ms: Some(u64::MAX),
+            ..RequestPolicy::default()
+        };
+        let entry = stored(&[("cdn-cache-control", "no-cache")]);
+        assert!(!usable_without_origin(&entry, &r, 120_000, &max_stale));
+        assert!(!shareable_with_authorization(
+            &headers(&[("cache-control", "proxy-revalidate")]),
+            &r
+        ));
+        // A Vary line that is not text is as good as `Vary: *`.
+        let mut res = res(&[("cache-control", "max-age=60")]);
+        res.headers_mut()
+            .insert("vary", HeaderValue::from_bytes(b"accept, \xe9").unwrap());
+        assert_eq!(
+            check_response(&Method::GET, &RequestPolicy::default(), &res, &r, 1024, NOW)
+                .map(|_| ()),
+            Err(Reason::Vary)
+        );
+    }
+
+    #[test]
     fn statuses_and_must_understand() {
         let r = rule(CacheRule::get("/").response_driven());
         let with = |code: u16, cc: &str| {
@@ -1200,6 +1282,11 @@ mod tests {
         assert_eq!(
             check(&[("cache-control", "must-revalidate, max-age=60")]),
             Ok(())
+        );
+        assert_eq!(
+            check(&[("cache-control", "proxy-revalidate, max-age=60")]),
+            Err(Reason::Authorization),
+            "proxy-revalidate is not in RFC 9111 3.5"
         );
     }
 
@@ -1294,7 +1381,7 @@ mod tests {
             vary: Vec::new(),
         };
         let usable =
-            |cc: &str, age: u64, p: &RequestPolicy| usable_without_origin(&entry(cc), age, p);
+            |cc: &str, age: u64, p: &RequestPolicy| usable_without_origin(&entry(cc), &r, age, p);
         assert!(usable("", 1000, &p));
         assert!(!usable("", 6000, &p), "older than max-age");
         let min_fresh = RequestPolicy {

@@ -119,6 +119,14 @@ fn plan<St>(shared: &Shared<St>, parts: &Parts) -> Plan {
                 path: path.to_owned(),
             });
         }
+        // A write still invalidates its URI when its parameters do not parse.
+        Err(NoMatch::BadPath) if unsafe_method && shared.invalidate_unsafe => {
+            return Plan::Invalidate(WriteRequest {
+                rule_tags: Vec::new(),
+                host: request_host(parts),
+                path: path.to_owned(),
+            });
+        }
         Err(NoMatch::BadPath) => return Plan::Bypass(Reason::BadPath),
         Err(NoMatch::NoRule) => {
             return Plan::Bypass(if safe { Reason::NoRule } else { Reason::Method });

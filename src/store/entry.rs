@@ -16,6 +16,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 const FORMAT: u8 = 2;
 
+/// The most header (or trailer) fields an entry may hold.
+const MAX_FIELDS: usize = 4096;
+
 /// A response as the cache stores it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedResponse {
@@ -205,8 +208,9 @@ fn put_headers(buf: &mut BytesMut, headers: &HeaderMap) {
 
 fn get_headers(r: &mut Bytes) -> Option<HeaderMap> {
     let count = r.try_get_u32().ok()? as usize;
-    // Each field takes at least 6 bytes: bound the allocation by what is there.
-    if count > r.remaining() / 6 {
+    // Each field takes at least 6 bytes: bound the allocation by what is
+    // there, and stay far below what a HeaderMap can hold.
+    if count > r.remaining() / 6 || count > MAX_FIELDS {
         return None;
     }
     let mut headers = HeaderMap::with_capacity(count);
@@ -287,6 +291,18 @@ mod tests {
         let mut other = bytes.to_vec();
         other[0] = 1;
         assert_eq!(CachedResponse::decode(other.into()), None);
+    }
+
+    #[test]
+    fn huge_field_counts_are_rejected_not_panics() {
+        // A forged header count far above what a HeaderMap can hold, with
+        // enough bytes behind it to pass the size check.
+        let mut bytes = vec![FORMAT, 0, 200];
+        bytes.extend_from_slice(&[0; 8 + 8 + 8 + 8]);
+        bytes.extend_from_slice(&0u32.to_be_bytes()); // no vary
+        bytes.extend_from_slice(&40_000u32.to_be_bytes());
+        bytes.extend(std::iter::repeat_n(0u8, 40_000 * 6));
+        assert_eq!(CachedResponse::decode(Bytes::from(bytes)), None);
     }
 
     #[test]
