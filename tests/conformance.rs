@@ -161,6 +161,7 @@ macro_rules! conformance {
 conformance!(
     cold_lookup_seeds_once,
     put_then_lookup_round_trips,
+    delete_removes_one_entry,
     put_ttl_expires,
     bump_misses_only_its_tags,
     bump_of_many_tags_changes_all,
@@ -280,6 +281,25 @@ async fn cold_lookup_seeds_once<B: Backend>(b: B) {
 /// this proves the script derives the same entry key as Rust's
 /// `FragmentedKey::entry_id`, since the put goes to the Rust-derived key and
 /// the lookup reads the script-derived one.
+/// `delete` removes exactly the entry named, and deleting again is fine.
+async fn delete_removes_one_entry<B: Backend>(b: B) {
+    let store = b.store();
+    let a = FragmentedKey::builder("del-a", 1, "")
+        .tag(tag("User:1"))
+        .finish();
+    let other = FragmentedKey::builder("del-b", 1, "")
+        .tag(tag("User:1"))
+        .finish();
+    let la = lookup(store, &a).await;
+    put(store, &la, payload("a")).await;
+    let lo = lookup(store, &other).await;
+    put(store, &lo, payload("b")).await;
+    store.delete(la.entry_key.clone()).await.expect("delete");
+    assert!(lookup(store, &a).await.entry.is_none());
+    assert_eq!(lookup(store, &other).await.entry, Some(payload("b")));
+    store.delete(la.entry_key).await.expect("deleting twice");
+}
+
 async fn put_then_lookup_round_trips<B: Backend>(b: B) {
     let store = b.store();
     let (u, d) = (tag("User:42"), tag("Dashboard"));

@@ -89,6 +89,9 @@ impl Store for Faulty {
     async fn put(&self, _: EntryKey, _: Bytes, _: Duration) -> Result<(), Error> {
         self.fail().await
     }
+    async fn delete(&self, _: EntryKey) -> Result<(), Error> {
+        self.fail().await
+    }
     async fn bump<'a>(&'a self, _: &'a [Tag]) -> Result<(), Error> {
         self.fail().await
     }

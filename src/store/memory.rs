@@ -217,6 +217,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn delete(&self, key: EntryKey) -> Result<(), Error> {
+        self.inner.entries.invalidate(key.as_str());
+        Ok(())
+    }
+
     async fn bump<'a>(&'a self, tags: &'a [Tag]) -> Result<(), Error> {
         for tag in tags {
             self.inner

@@ -15,6 +15,7 @@
 //!   trip on Redis) with fresh random tokens: no read-modify-write, no lost
 //!   update, and an evicted version can never come back as an old value.
 //! - [`versions`](Store::versions) reads versions without seeding.
+//! - [`delete`](Store::delete) removes one entry.
 
 use std::{fmt, future::Future, time::Duration};
 
@@ -102,6 +103,9 @@ pub trait Store: Clone + Send + Sync + 'static {
         value: Bytes,
         ttl: Duration,
     ) -> impl Future<Output = Result<(), Error>> + Send + '_;
+
+    /// Removes an entry (a no-op when there is none).
+    fn delete(&self, key: EntryKey) -> impl Future<Output = Result<(), Error>> + Send + '_;
 
     /// Replaces the versions of `tags` with fresh random ones, all at once.
     fn bump<'a>(&'a self, tags: &'a [Tag]) -> impl Future<Output = Result<(), Error>> + Send + 'a;

@@ -316,6 +316,15 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn delete(&self, key: EntryKey) -> Result<(), Error> {
+        let mut conn = self.conn.clone();
+        redis::cmd("DEL")
+            .arg(key.as_str())
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
     async fn bump<'a>(&'a self, tags: &'a [Tag]) -> Result<(), Error> {
         if tags.is_empty() {
             return Ok(());

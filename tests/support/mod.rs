@@ -360,6 +360,10 @@ pub mod observed {
             result
         }
 
+        async fn delete(&self, key: EntryKey) -> Result<(), Error> {
+            self.inner.delete(key).await
+        }
+
         async fn bump<'a>(&'a self, tags: &'a [Tag]) -> Result<(), Error> {
             self.inner.bump(tags).await
         }
