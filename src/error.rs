@@ -25,8 +25,11 @@ pub enum ErrorKind {
     Timeout,
     /// The store answered with bytes this crate does not understand.
     Protocol,
-    /// A tag given at run time is not valid (for example an empty name).
+    /// A tag given at run time is not valid (for example an empty name), or
+    /// a model is not registered.
     InvalidTag,
+    /// A value could not be serialized.
+    Encode,
 }
 
 impl Error {
@@ -75,6 +78,7 @@ impl fmt::Display for Error {
             ErrorKind::Timeout => "cache store timed out",
             ErrorKind::Protocol => "unexpected reply from cache store",
             ErrorKind::InvalidTag => "invalid tag",
+            ErrorKind::Encode => "value does not serialize",
         };
         match &self.source {
             Some(source) => write!(f, "{what}: {source}"),

@@ -111,6 +111,7 @@ pub mod key;
 pub mod layer;
 pub mod rules;
 pub mod store;
+pub mod values;
 
 pub use tower_layer;
 
@@ -125,6 +126,7 @@ pub use self::{
     layer::{CACHE_STATUS, TaggedCache, TaggedCacheLayer},
     rules::CacheRule,
     store::Store,
+    values::TagCache,
 };
 
 #[cfg(feature = "memory")]

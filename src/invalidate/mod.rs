@@ -13,7 +13,14 @@
 //! after the handler answered 2xx; in a handler, call
 //! [`Invalidator::invalidate`] after the transaction committed.
 
+mod registry;
+
 use std::{fmt, time::Duration};
+
+#[doc(inline)]
+pub use self::registry::{
+    Event, Model, ModelRegistry, Registration, aggregate_tag, list_tag, model_tag,
+};
 
 use crate::{
     Error,

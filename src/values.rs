@@ -1,0 +1,583 @@
+//! The tag-aware value cache: plain values (any serde type) cached under
+//! fragmented keys, for code that is not an HTTP route — services, background
+//! jobs, template fragments.
+//!
+//! Values share keys, tags and stores with the layer, so bumping `User:42`
+//! reaches cached pages and cached values alike.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower_tagged_cache::Error> {
+//! use std::time::Duration;
+//! use tower_tagged_cache::{MemoryStore, TagCache};
+//!
+//! let cache = TagCache::new(MemoryStore::new());
+//! let ttl = Duration::from_secs(60);
+//! let profile: String = cache
+//!     .get_or_set_with_tags("profile:42", ["User:42"], ttl, || async { "Ada".to_owned() })
+//!     .await?;
+//! assert_eq!(profile, "Ada");
+//! // Served from the cache now: the loader is not called.
+//! let again: String = cache
+//!     .get_or_set_with_tags("profile:42", ["User:42"], ttl, || async { unreachable!() })
+//!     .await?;
+//! assert_eq!(again, "Ada");
+//! cache.invalidate_tags(["User:42"]).await?;
+//! let gone: Option<String> = cache.get_with_tags("profile:42", ["User:42"]).await?;
+//! assert_eq!(gone, None);
+//! # Ok(()) }
+//! ```
+//!
+//! # Encoding
+//!
+//! A value is stored as a format byte then its compact
+//! [postcard](https://docs.rs/postcard) encoding, which must fill the entry
+//! exactly. A value written by an older shape of the type (a field added or
+//! removed between deploys) or that no longer decodes is a miss, never an
+//! error. When a type changes meaning without changing shape, raise the
+//! key's [`version`](ValueKey::version).
+
+use std::{
+    collections::HashMap,
+    fmt,
+    future::Future,
+    sync::{Arc, Mutex, Weak},
+    time::Duration,
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{
+    Error, Invalidator,
+    error::ErrorKind,
+    invalidate::ModelRegistry,
+    key::{FragmentedKey, IntoTag, Tag, Version},
+    store::Store,
+};
+
+const FORMAT: u8 = 1;
+
+/// Default deadline of one store call: 1 s.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The cache handle for values, models and invalidation: cheap to clone,
+/// `Send + Sync`, no lock needed by callers. See the [module docs](self).
+pub struct TagCache<St> {
+    store: St,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    timeout: Duration,
+    models: ModelRegistry,
+    /// One lock per key being loaded, so concurrent misses load once.
+    flights: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+}
+
+impl<St: Clone> Clone for TagCache<St> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<St: fmt::Debug> fmt::Debug for TagCache<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TagCache")
+            .field("store", &self.store)
+            .field("models", &self.inner.models)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St: Store> TagCache<St> {
+    /// A handle over `store`.
+    pub fn new(store: St) -> Self {
+        Self::with_timeout(store, DEFAULT_TIMEOUT)
+    }
+
+    /// A handle whose store calls have the deadline `timeout`.
+    pub fn with_timeout(store: St, timeout: Duration) -> Self {
+        Self {
+            store,
+            inner: Arc::new(Inner {
+                timeout,
+                models: ModelRegistry::default(),
+                flights: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &St {
+        &self.store
+    }
+
+    /// An [`Invalidator`] on the same store.
+    pub fn invalidator(&self) -> Invalidator<St> {
+        Invalidator::new(self.store.clone()).timeout(self.inner.timeout)
+    }
+
+    /// The model registry: register model types, then report their
+    /// lifecycle events. See [`ModelRegistry`].
+    pub fn models(&self) -> &ModelRegistry {
+        &self.inner.models
+    }
+
+    /// A key for one value, to set its version, group, vary values and tags
+    /// before reading or writing it.
+    pub fn key(&self, name: impl Into<String>) -> ValueKey<'_, St> {
+        ValueKey {
+            cache: self,
+            name: name.into(),
+            key_version: 1,
+            group: String::new(),
+            vary: Vec::new(),
+            tags: Vec::new(),
+            bad_tag: None,
+        }
+    }
+
+    /// The value stored under `name` and `tags`, if any (and still decodable
+    /// as a `T`).
+    ///
+    /// # Errors
+    ///
+    /// When a tag is invalid or the store failed.
+    pub async fn get_with_tags<T, I>(&self, name: &str, tags: I) -> Result<Option<T>, Error>
+    where
+        T: DeserializeOwned,
+        I: IntoIterator,
+        I::Item: IntoTag,
+    {
+        self.key(name).tags(tags).get().await
+    }
+
+    /// Stores `value` under `name` and `tags` for `ttl`.
+    ///
+    /// # Errors
+    ///
+    /// When a tag is invalid, the value does not serialize, or the store
+    /// failed.
+    pub async fn set_with_tags<T, I>(
+        &self,
+        name: &str,
+        value: &T,
+        tags: I,
+        ttl: Duration,
+    ) -> Result<(), Error>
+    where
+        T: Serialize,
+        I: IntoIterator,
+        I::Item: IntoTag,
+    {
+        self.key(name).tags(tags).set(value, ttl).await
+    }
+
+    /// The value under `name` and `tags`, or what `loader` computes, stored
+    /// for `ttl`. Concurrent callers that miss on the same key in this
+    /// process run the loader once; the others wait and read what it stored.
+    /// Store failures are not errors here: the loader's value is returned
+    /// uncached (the cache never stands in the way).
+    ///
+    /// # Errors
+    ///
+    /// Only when a tag is invalid.
+    pub async fn get_or_set_with_tags<T, I, F, Fut>(
+        &self,
+        name: &str,
+        tags: I,
+        ttl: Duration,
+        loader: F,
+    ) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        I: IntoIterator,
+        I::Item: IntoTag,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        self.key(name).tags(tags).get_or_set(ttl, loader).await
+    }
+
+    /// Removes the value under `name` and `tags` (as of the current tag
+    /// versions).
+    ///
+    /// # Errors
+    ///
+    /// When a tag is invalid or the store failed.
+    pub async fn delete_with_tags<I>(&self, name: &str, tags: I) -> Result<(), Error>
+    where
+        I: IntoIterator,
+        I::Item: IntoTag,
+    {
+        self.key(name).tags(tags).delete().await
+    }
+
+    /// Bumps tags: every value and page that depended on them misses from
+    /// now on. One store round trip.
+    ///
+    /// # Errors
+    ///
+    /// When a tag is invalid or the store failed: the bump may not have
+    /// happened.
+    pub async fn invalidate_tags<I>(&self, tags: I) -> Result<(), Error>
+    where
+        I: IntoIterator,
+        I::Item: IntoTag,
+    {
+        self.invalidator().invalidate(tags).await
+    }
+
+    /// The current version of a tag (`None`: never seeded).
+    ///
+    /// # Errors
+    ///
+    /// When the tag is invalid or the store failed.
+    pub async fn tag_version(&self, tag: impl IntoTag) -> Result<Option<Version>, Error> {
+        self.invalidator().tag_version(tag).await
+    }
+
+    /// Replaces the global epoch: every cached value and page in the store
+    /// becomes unreachable at once.
+    ///
+    /// # Errors
+    ///
+    /// When the store failed.
+    pub async fn bump_epoch(&self) -> Result<(), Error> {
+        self.invalidator().bump_epoch().await
+    }
+
+    /// Runs `write` (say, a transaction's commit) and bumps `tags` only if it
+    /// succeeded: the safe order, because a bump before the commit lets a
+    /// reader cache the old data under the new version.
+    ///
+    /// # Errors
+    ///
+    /// [`WriteError::Write`] when the write failed (nothing was bumped),
+    /// [`WriteError::Invalidate`] when it succeeded but the bump did not.
+    pub async fn write_then_invalidate<T, E, W, I>(
+        &self,
+        write: W,
+        tags: I,
+    ) -> Result<T, WriteError<E>>
+    where
+        W: Future<Output = Result<T, E>>,
+        I: IntoIterator,
+        I::Item: IntoTag,
+    {
+        let value = write.await.map_err(WriteError::Write)?;
+        self.invalidate_tags(tags)
+            .await
+            .map_err(WriteError::Invalidate)?;
+        Ok(value)
+    }
+
+    pub(crate) async fn deadline<T>(
+        &self,
+        call: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        tokio::time::timeout(self.inner.timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(Error::timeout()))
+    }
+
+    fn flight(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut flights = self.inner.flights.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lock) = flights.get(id).and_then(Weak::upgrade) {
+            return lock;
+        }
+        // Drop entries nobody waits on any more, so the map stays small.
+        flights.retain(|_, w| w.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        flights.insert(id.to_owned(), Arc::downgrade(&lock));
+        lock
+    }
+}
+
+/// A tag whose version is fixed in code: see [`ValueKey::constant`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstantTag {
+    name: String,
+    version: String,
+}
+
+/// A [`ConstantTag`] named `name` at `version`.
+pub fn constant_tag(name: impl Into<String>, version: impl fmt::Display) -> ConstantTag {
+    ConstantTag {
+        name: name.into(),
+        version: version.to_string(),
+    }
+}
+
+/// The error of [`TagCache::write_then_invalidate`].
+#[derive(Debug)]
+pub enum WriteError<E> {
+    /// The write failed; nothing was bumped.
+    Write(E),
+    /// The write succeeded, the bump failed: cached data may be stale until
+    /// its TTL.
+    Invalidate(Error),
+}
+
+impl<E: fmt::Display> fmt::Display for WriteError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WriteError::Write(e) => write!(f, "write failed: {e}"),
+            WriteError::Invalidate(e) => write!(f, "write succeeded but invalidation failed: {e}"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for WriteError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WriteError::Write(e) => Some(e),
+            WriteError::Invalidate(e) => Some(e),
+        }
+    }
+}
+
+/// One value's key: name, key version, group, vary values and tags. Made by
+/// [`TagCache::key`].
+pub struct ValueKey<'a, St> {
+    cache: &'a TagCache<St>,
+    name: String,
+    key_version: u32,
+    group: String,
+    vary: Vec<(String, Vec<u8>)>,
+    tags: Vec<Tag>,
+    bad_tag: Option<crate::ConfigError>,
+}
+
+impl<St> fmt::Debug for ValueKey<'_, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValueKey")
+            .field("name", &self.name)
+            .field("key_version", &self.key_version)
+            .field("group", &self.group)
+            .field("tags", &self.tags)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St: Store> ValueKey<'_, St> {
+    /// The key version: raise it when the value's type or meaning changes.
+    /// Defaults to 1.
+    pub fn version(mut self, version: u32) -> Self {
+        self.key_version = version;
+        self
+    }
+
+    /// A group id that namespaces values sharing a name and tags. Defaults
+    /// to empty.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = group.into();
+        self
+    }
+
+    /// A value the cached value depends on besides its tags (an argument of
+    /// the function that computes it), in declared order.
+    pub fn vary(mut self, name: impl Into<String>, value: &impl fmt::Display) -> Self {
+        self.vary
+            .push((name.into(), value.to_string().into_bytes()));
+        self
+    }
+
+    /// Adds a constant tag: a tag with a fixed version, hashed into the key
+    /// and never read from the store. Change its version in code to make
+    /// every value that uses it unreachable on the next deploy.
+    pub fn constant(mut self, tag: ConstantTag) -> Self {
+        self.vary
+            .push((format!(":const:{}", tag.name), tag.version.into_bytes()));
+        self
+    }
+
+    /// Adds tags.
+    pub fn tags<I>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: IntoTag,
+    {
+        for t in tags {
+            match t.into_tag() {
+                Ok(tag) => self.tags.push(tag),
+                Err(e) => self.bad_tag = Some(e),
+            }
+        }
+        self
+    }
+
+    fn fragmented(&self) -> Result<FragmentedKey, Error> {
+        if let Some(e) = &self.bad_tag {
+            return Err(e.clone().into());
+        }
+        let mut b = FragmentedKey::builder(&self.name, self.key_version, &self.group);
+        // Values and pages never share keys.
+        b.push_vary(":kind", Some(b"value"));
+        for (name, value) in &self.vary {
+            b.push_vary(name, Some(value));
+        }
+        for tag in &self.tags {
+            b.push_tag(tag.clone());
+        }
+        Ok(b.finish())
+    }
+
+    /// Reads the value.
+    ///
+    /// # Errors
+    ///
+    /// When a tag is invalid or the store failed.
+    pub async fn get<T: DeserializeOwned>(self) -> Result<Option<T>, Error> {
+        let key = self.fragmented()?;
+        let lookup = self.cache.deadline(self.cache.store.lookup(&key)).await?;
+        Ok(lookup.entry.and_then(|bytes| decode(&bytes)))
+    }
+
+    /// Stores the value for `ttl`.
+    ///
+    /// # Errors
+    ///
+    /// When a tag is invalid, the value does not serialize, or the store
+    /// failed.
+    pub async fn set<T: Serialize>(self, value: &T, ttl: Duration) -> Result<(), Error> {
+        let key = self.fragmented()?;
+        let bytes = encode(value)?;
+        let lookup = self.cache.deadline(self.cache.store.lookup(&key)).await?;
+        self.cache
+            .deadline(self.cache.store.put(lookup.entry_key, bytes, ttl))
+            .await
+    }
+
+    /// Removes the value.
+    ///
+    /// # Errors
+    ///
+    /// When a tag is invalid or the store failed.
+    pub async fn delete(self) -> Result<(), Error> {
+        let key = self.fragmented()?;
+        let lookup = self.cache.deadline(self.cache.store.lookup(&key)).await?;
+        self.cache
+            .deadline(self.cache.store.delete(lookup.entry_key))
+            .await
+    }
+
+    /// Reads the value, or computes it with `loader` (once per key in this
+    /// process, however many callers miss at once) and stores it for `ttl`.
+    /// See [`TagCache::get_or_set_with_tags`].
+    ///
+    /// # Errors
+    ///
+    /// Only when a tag is invalid.
+    pub async fn get_or_set<T, F, Fut>(self, ttl: Duration, loader: F) -> Result<T, Error>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let key = self.fragmented()?;
+        let cache = self.cache;
+        let lookup = match cache.deadline(cache.store.lookup(&key)).await {
+            Ok(lookup) => lookup,
+            Err(err) => {
+                tracing::warn!(error = %err, "value cache unavailable; computing uncached");
+                return Ok(loader().await);
+            }
+        };
+        if let Some(value) = lookup.entry.as_deref().and_then(decode) {
+            return Ok(value);
+        }
+        // One loader per entry key: the others wait here, then find its value.
+        let flight = cache.flight(lookup.entry_key.as_str());
+        let _guard = flight.lock().await;
+        if let Ok(again) = cache.deadline(cache.store.lookup(&key)).await
+            && again.entry_key == lookup.entry_key
+            && let Some(value) = again.entry.as_deref().and_then(decode)
+        {
+            return Ok(value);
+        }
+        let value = loader().await;
+        match encode(&value) {
+            Ok(bytes) => {
+                if let Err(err) = cache
+                    .deadline(cache.store.put(lookup.entry_key, bytes, ttl))
+                    .await
+                {
+                    tracing::warn!(error = %err, "value not stored");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "value does not serialize; not stored"),
+        }
+        Ok(value)
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Bytes, Error> {
+    let body = postcard::to_allocvec(value).map_err(|e| Error::new(ErrorKind::Encode, e))?;
+    let mut buf = BytesMut::with_capacity(1 + body.len());
+    buf.put_u8(FORMAT);
+    buf.put_slice(&body);
+    Ok(buf.freeze())
+}
+
+/// Decodes a value that fills `bytes` exactly: a value written by a type
+/// with more or fewer fields fails, and is a miss.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let (&format, body) = bytes.split_first()?;
+    if format != FORMAT {
+        return None;
+    }
+    match postcard::take_from_bytes(body) {
+        Ok((value, [])) => Some(value),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct V1 {
+        id: u32,
+        name: String,
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct V2 {
+        id: u32,
+        name: String,
+        email: String,
+    }
+
+    #[test]
+    fn round_trips_and_other_types_miss() {
+        let v = V1 {
+            id: 7,
+            name: "Ada".into(),
+        };
+        let bytes = encode(&v).unwrap();
+        assert_eq!(decode::<V1>(&bytes), Some(v));
+        assert_eq!(decode::<V2>(&bytes), None, "a field more is a miss");
+        let v2 = encode(&V2 {
+            id: 7,
+            name: "Ada".into(),
+            email: "a@b".into(),
+        })
+        .unwrap();
+        assert_eq!(decode::<V1>(&v2), None, "a field less is a miss");
+        assert_eq!(
+            decode::<String>(&encode(&"str").unwrap()),
+            Some("str".to_owned())
+        );
+        assert_eq!(decode::<V1>(&bytes[..bytes.len() - 1]), None, "truncated");
+        assert_eq!(decode::<V1>(b""), None);
+        let mut other = bytes.to_vec();
+        other[0] = 9;
+        assert_eq!(decode::<V1>(&other), None, "other format");
+    }
+}
