@@ -452,13 +452,22 @@ async fn bump_epoch_misses_everything<B: Backend>(b: B) {
         before.push(l);
     }
     let tag_versions = versions_of(store, &[u.clone(), o.clone()]).await;
+    let epoch = store.epoch().await.expect("epoch");
+    assert_eq!(
+        epoch.as_ref(),
+        Some(&before[0].versions[0]),
+        "epoch() reads the seeded epoch"
+    );
 
     store.bump_epoch().await.expect("bump_epoch");
+    let bumped = store.epoch().await.expect("epoch").expect("still there");
+    assert_ne!(Some(bumped.clone()), epoch);
 
     for (k, b) in keys.iter().zip(&before) {
         let l = lookup(store, k).await;
         assert!(l.entry.is_none(), "an entry survived bump_epoch");
         assert_ne!(l.versions[0], b.versions[0], "the epoch changed");
+        assert_eq!(l.versions[0], bumped, "lookups use the bumped epoch");
         assert_eq!(l.versions[1..], b.versions[1..], "tag versions untouched");
         assert_ne!(l.entry_key, b.entry_key);
     }

@@ -95,6 +95,9 @@ impl Store for Faulty {
     async fn bump<'a>(&'a self, _: &'a [Tag]) -> Result<(), Error> {
         self.fail().await
     }
+    async fn epoch(&self) -> Result<Option<Version>, Error> {
+        self.fail().await
+    }
     async fn bump_epoch(&self) -> Result<(), Error> {
         self.fail().await
     }

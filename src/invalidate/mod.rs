@@ -113,6 +113,15 @@ impl<St: Store> Invalidator<St> {
         self.deadline(self.store.bump_epoch()).await
     }
 
+    /// The current epoch version (`None`: never seeded).
+    ///
+    /// # Errors
+    ///
+    /// When the store failed or timed out.
+    pub async fn epoch(&self) -> Result<Option<Version>, Error> {
+        self.deadline(self.store.epoch()).await
+    }
+
     /// The store.
     pub fn store(&self) -> &St {
         &self.store

@@ -231,6 +231,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn epoch(&self) -> Result<Option<Version>, Error> {
+        Ok(self.inner.versions.get(&self.inner.epoch_key))
+    }
+
     async fn bump_epoch(&self) -> Result<(), Error> {
         self.inner
             .versions

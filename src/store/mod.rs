@@ -110,6 +110,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Replaces the versions of `tags` with fresh random ones, all at once.
     fn bump<'a>(&'a self, tags: &'a [Tag]) -> impl Future<Output = Result<(), Error>> + Send + 'a;
 
+    /// The current epoch version (`None`: never seeded).
+    fn epoch(&self) -> impl Future<Output = Result<Option<Version>, Error>> + Send + '_;
+
     /// Replaces the epoch: every entry of this store becomes unreachable.
     fn bump_epoch(&self) -> impl Future<Output = Result<(), Error>> + Send + '_;
 

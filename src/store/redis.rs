@@ -339,6 +339,18 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn epoch(&self) -> Result<Option<Version>, Error> {
+        let mut conn = self.conn.clone();
+        let value: Value = redis::cmd("GET")
+            .arg(&self.inner.epoch_key)
+            .query_async(&mut conn)
+            .await?;
+        match value {
+            Value::Nil => Ok(None),
+            other => version_of(other).map(Some),
+        }
+    }
+
     async fn bump_epoch(&self) -> Result<(), Error> {
         let mut pipe = redis::pipe();
         self.set_version_cmd(&mut pipe, &self.inner.epoch_key);

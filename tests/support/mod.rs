@@ -368,6 +368,10 @@ pub mod observed {
             self.inner.bump(tags).await
         }
 
+        async fn epoch(&self) -> Result<Option<Version>, Error> {
+            self.inner.epoch().await
+        }
+
         async fn bump_epoch(&self) -> Result<(), Error> {
             self.inner.bump_epoch().await
         }
