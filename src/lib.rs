@@ -102,6 +102,8 @@
 //! |---|---|---|
 //! | `memory` | [`MemoryStore`], the embedded in-process store | Yes |
 //! | `redis` | [`RedisStore`], on a multiplexed Redis `ConnectionManager` | Yes |
+//! | `macros` | `#[tagged_cache]` for async functions | No |
+//! | `cli` | the `tagcache` command-line tool | No |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -112,6 +114,15 @@ pub mod layer;
 pub mod rules;
 pub mod store;
 pub mod values;
+
+/// Guides.
+pub mod guide {
+    #[doc = include_str!("docs/migrating.md")]
+    pub mod migrating_from_django {}
+
+    #[doc = include_str!("docs/write_paths.md")]
+    pub mod write_paths {}
+}
 
 pub use tower_layer;
 
@@ -136,6 +147,37 @@ pub use self::store::MemoryStore;
 #[cfg(feature = "redis")]
 #[doc(inline)]
 pub use self::store::RedisStore;
+
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_tagged_cache::Error> {
+/// use std::sync::{
+///     LazyLock,
+///     atomic::{AtomicUsize, Ordering},
+/// };
+/// use tower_tagged_cache::{MemoryStore, TagCache, tagged_cache};
+///
+/// static CACHE: LazyLock<TagCache<MemoryStore>> =
+///     LazyLock::new(|| TagCache::new(MemoryStore::new()));
+/// static CALLS: AtomicUsize = AtomicUsize::new(0);
+///
+/// #[tagged_cache(cache = CACHE, ttl = 60, tags = ["User:{user_id}"], vary_on = [lang])]
+/// async fn greeting(user_id: u64, lang: String) -> String {
+///     CALLS.fetch_add(1, Ordering::SeqCst);
+///     format!("[{lang}] hello, user {user_id}")
+/// }
+///
+/// assert_eq!(greeting(1, "en".into()).await, "[en] hello, user 1");
+/// assert_eq!(greeting(1, "en".into()).await, "[en] hello, user 1"); // cached
+/// assert_eq!(CALLS.load(Ordering::SeqCst), 1);
+/// CACHE.invalidate_tags(["User:1"]).await?;
+/// greeting(1, "en".into()).await;
+/// assert_eq!(CALLS.load(Ordering::SeqCst), 2);
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "macros")]
+#[doc(inline)]
+pub use tower_tagged_cache_macros::tagged_cache;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -1,0 +1,22 @@
+use std::sync::LazyLock;
+use tower_tagged_cache::{MemoryStore, TagCache, tagged_cache};
+
+static CACHE: LazyLock<TagCache<MemoryStore>> =
+    LazyLock::new(|| TagCache::new(MemoryStore::new()));
+
+#[tagged_cache(cache = CACHE, ttl = 60, tags = ["User Profile:{user_id}"])]
+async fn profile(user_id: u64) -> String {
+    user_id.to_string()
+}
+
+#[tagged_cache(cache = CACHE, ttl = 60, tags = ["_uri:{user_id}"])]
+async fn reserved(user_id: u64) -> String {
+    user_id.to_string()
+}
+
+#[tagged_cache(cache = CACHE, ttl = 60, tags = ["User:{user_id"])]
+async fn unclosed(user_id: u64) -> String {
+    user_id.to_string()
+}
+
+fn main() {}
