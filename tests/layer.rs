@@ -755,31 +755,7 @@ async fn query_strings_are_part_of_the_key<St: Store>(store: St) {
     assert_eq!(other.cache_status(), "tower-tagged-cache; fwd=miss; stored");
 }
 
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::support::trace_init();
-                    super::$name(tower_tagged_cache::MemoryStore::new()).await
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::support::trace_init();
-                    let redis = super::support::Redis::start();
-                    super::$name(redis.store().await).await
-                }
-            )*
-        }
-    };
-}
-
-both_stores!(
+support::both_stores!(
     miss_hit_invalidate,
     head_uses_the_get_entry,
     unstorable_responses_pass_through,

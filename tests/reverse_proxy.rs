@@ -18,7 +18,7 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use support::{observed::Observed, origin::Origin};
-use tower_tagged_cache::{MemoryStore, Store};
+use tower_tagged_cache::Store;
 
 /// One request of a scenario and what must come of it.
 struct Step {
@@ -734,29 +734,7 @@ async fn forwarding<St: Store>(store: St) {
     );
 }
 
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::MemoryStore::new()).await
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let redis = super::support::Redis::start();
-                    super::$name(redis.store().await).await
-                }
-            )*
-        }
-    };
-}
-
-both_stores!(
+support::both_stores!(
     freshness,
     stale_when_the_origin_is_down,
     revalidation,

@@ -348,29 +348,7 @@ async fn bumps_only_after_the_write_succeeds<St: Store>(store: St) {
     assert_eq!(cache.tag_version("Org:1").await.unwrap(), before);
 }
 
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(tower_tagged_cache::MemoryStore::new()).await
-                }
-            )*
-        }
-        mod redis {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let redis = super::support::Redis::start();
-                    super::$name(redis.store().await).await
-                }
-            )*
-        }
-    };
-}
-
-both_stores!(
+support::both_stores!(
     get_set_delete_and_tags,
     groups_versions_vary_and_constants_namespace,
     get_or_set_loads_once,

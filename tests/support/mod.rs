@@ -17,6 +17,36 @@ use tower_tagged_cache::RedisStore;
 
 pub mod origin;
 
+/// For each async fn `name(store)` of the calling test file, generates the
+/// tests `memory::name` (a fresh `MemoryStore`) and `redis::name` (a store on
+/// a private redis-server, or `REDIS_URL`).
+#[allow(unused_macros)]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::support::trace_init();
+                    super::$name(tower_tagged_cache::MemoryStore::new()).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::support::trace_init();
+                    let redis = super::support::Redis::start();
+                    super::$name(redis.store().await).await
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use both_stores;
+
 /// Serves an axum app on a free loopback port, in the background; returns
 /// its base URL (`http://127.0.0.1:PORT`).
 pub async fn serve(app: axum::Router) -> String {
