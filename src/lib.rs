@@ -81,6 +81,20 @@
 //! The `Cache-Control` sent to clients is the inner service's, never the
 //! server-side TTL: browsers and CDNs must not outlive an invalidation.
 //!
+//! # Beyond HTTP: values, models, functions
+//!
+//! The same tags and stores serve code that is not a route:
+//!
+//! - [`TagCache`] caches serde values under tags (`get_or_set_with_tags`
+//!   loads once per key however many callers miss), see [`values`];
+//! - its [`ModelRegistry`](invalidate::ModelRegistry) maps model types to
+//!   tags and hooks, and [`TagCache::after_commit`] bumps them once the
+//!   write committed, see the [write paths guide](guide::write_paths);
+//! - `#[tagged_cache(...)]` (feature `macros`) caches an async function;
+//! - the `tagcache` binary (feature `cli`) reads and bumps versions in Redis.
+//!
+//! Coming from Django? See [`guide::migrating_from_django`].
+//!
 //! # Failure policy
 //!
 //! The cache never takes the site down. When the store errors or misses its
