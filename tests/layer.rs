@@ -665,6 +665,114 @@ async fn unparsed_writes_still_invalidate_their_uri<St: Store>(store: St) {
     );
 }
 
+/// An origin whose first call blocks until released; later calls answer at
+/// once. Returns the service, the call counter, "first call entered" and
+/// "release the first call".
+#[allow(clippy::type_complexity)]
+fn gated_origin() -> (
+    impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static,
+    Arc<AtomicUsize>,
+    Arc<Notify>,
+    Arc<Notify>,
+) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let svc = {
+        let (calls, entered, release) = (calls.clone(), entered.clone(), release.clone());
+        service_fn(move |_req: Request<Full<Bytes>>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let (entered, release) = (entered.clone(), release.clone());
+            async move {
+                if n == 1 {
+                    entered.notify_one();
+                    release.notified().await;
+                }
+                Ok::<_, Infallible>(Response::new(Scripted::full(format!(
+                    "computed by call #{n}"
+                ))))
+            }
+        })
+    };
+    (svc, calls, entered, release)
+}
+
+/// N concurrent misses on one key make one inner call; all get its body.
+async fn concurrent_misses_make_one_inner_call<St: Store>(store: St) {
+    const N: usize = 40;
+    let store = Observed::new(store);
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap();
+    let (origin, calls, entered, release) = gated_origin();
+    let svc = stack(layer, origin);
+    let mut requests = tokio::task::JoinSet::new();
+    let spawn = |requests: &mut tokio::task::JoinSet<Seen>| {
+        let mut svc = svc.clone();
+        requests.spawn(async move { send(&mut svc, get("/users/1")).await });
+    };
+    spawn(&mut requests);
+    entered.notified().await;
+    for _ in 1..N {
+        spawn(&mut requests);
+    }
+    // Every request has looked up (and missed) before the first call ends:
+    // without single-flight each would call the inner service.
+    store.lookups_reached(N).await;
+    release.notify_one();
+    let seen = requests.join_all().await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one inner call for {N} misses"
+    );
+    for s in &seen {
+        assert_eq!(s.body, "computed by call #1");
+        assert!(
+            [
+                "tower-tagged-cache; fwd=miss; stored",
+                "tower-tagged-cache; hit; detail=coalesced",
+                "tower-tagged-cache; hit"
+            ]
+            .contains(&s.cache_status()),
+            "{}",
+            s.cache_status()
+        );
+    }
+    store.puts_reached(1).await;
+}
+
+/// When the first request goes away mid-call, the ones waiting on it still
+/// get responses: they call the inner service themselves.
+async fn followers_survive_a_cancelled_leader<St: Store>(store: St) {
+    let layer = TaggedCacheLayer::new(store).rule(user_rule()).unwrap();
+    let (origin, calls, entered, _release) = gated_origin();
+    let svc = stack(layer, origin);
+    let leader = {
+        let mut svc = svc.clone();
+        tokio::spawn(async move { send(&mut svc, get("/users/1")).await })
+    };
+    entered.notified().await;
+    let mut followers = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let mut svc = svc.clone();
+        followers.spawn(async move { send(&mut svc, get("/users/1")).await });
+    }
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    leader.abort();
+    let seen = followers.join_all().await;
+    assert_eq!(seen.len(), 5);
+    for s in &seen {
+        assert_eq!(s.status, StatusCode::OK);
+        assert!(s.body.starts_with(b"computed by call #"), "{:?}", s.body);
+    }
+    assert!(calls.load(Ordering::SeqCst) >= 2);
+}
+
 async fn handlers_find_the_invalidator<St: Store>(store: St) {
     let store = Observed::new(store);
     let layer = TaggedCacheLayer::new(store.clone())
@@ -769,6 +877,8 @@ support::both_stores!(
     write_rules_bump_after_success_only,
     handlers_find_the_invalidator,
     unparsed_writes_still_invalidate_their_uri,
+    concurrent_misses_make_one_inner_call,
+    followers_survive_a_cancelled_leader,
     percent_encoded_params_share_the_tag,
     query_strings_are_part_of_the_key,
 );

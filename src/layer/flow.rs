@@ -11,6 +11,7 @@ use tower_service::Service;
 use super::{
     ResponseBody,
     body::{OnComplete, Recorder},
+    flight::{self, Leader, Role},
     layer::Shared,
     policy::{self, CACHE_STATUS, Fwd, Reason, RequestPolicy, Timing},
 };
@@ -142,6 +143,58 @@ where
             None,
         ));
     }
+    // Single-flight: one plain GET miss per entry key calls the inner
+    // service; the others wait for what it stores (bounded), then fall back
+    // to calling it themselves.
+    let mut leader = None;
+    if stale.is_none()
+        && req.method() == Method::GET
+        && !plan.policy.no_store
+        && !shared.flight_wait.is_zero()
+    {
+        let coalesced = HeaderValue::from_static("tower-tagged-cache; hit; detail=coalesced");
+        match shared.flights.join(lookup.entry_key.as_str()) {
+            Role::Lead(l) => {
+                // A flight may have finished between our lookup and now.
+                if let Some(entry) = recheck(&shared, &plan, &lookup.entry_key).await
+                    && shareable(req.headers(), &plan, &entry)
+                {
+                    l.publish(Arc::new(entry.clone()));
+                    return Ok(answer(
+                        entry,
+                        req.headers(),
+                        req.method(),
+                        policy::hit_status(),
+                    ));
+                }
+                leader = Some(l);
+            }
+            Role::Follow(rx) => {
+                if let Some(entry) = flight::follow(rx, shared.flight_wait).await
+                    && shareable(req.headers(), &plan, &entry)
+                {
+                    tracing::debug!(detail = "coalesced", "served from a concurrent miss");
+                    return Ok(answer(
+                        (*entry).clone(),
+                        req.headers(),
+                        req.method(),
+                        coalesced,
+                    ));
+                }
+                // The leader gave up; its response may be stored all the same.
+                if let Some(entry) = recheck(&shared, &plan, &lookup.entry_key).await
+                    && shareable(req.headers(), &plan, &entry)
+                {
+                    return Ok(answer(
+                        entry,
+                        req.headers(),
+                        req.method(),
+                        policy::hit_status(),
+                    ));
+                }
+            }
+        }
+    }
     let req_headers = req.headers().clone();
     let method = req.method().clone();
     let conditionals = stale.as_ref().and_then(|e| validators(&e.headers));
@@ -217,7 +270,7 @@ where
                 head,
                 limit,
                 expected_len,
-                store_later(shared, lookup.entry_key),
+                store_later(shared, lookup.entry_key, leader),
             );
             let res = res.map(|body| ResponseBody::recording(body, recorder));
             Ok(with_status(res, fwd.stored()))
@@ -227,6 +280,30 @@ where
             Ok(with_status(res.map(ResponseBody::inner), reason.header()))
         }
     }
+}
+
+/// Whether a response stored by another request may answer this one (its
+/// learned Vary and the Authorization rule).
+fn shareable(req_headers: &HeaderMap, plan: &CacheRequest, entry: &CachedResponse) -> bool {
+    policy::vary_matches(req_headers, &entry.vary)
+        && (!plan.policy.authorized
+            || policy::shareable_with_authorization(&entry.headers, &plan.rule))
+}
+
+/// Looks the key up again: a fresh entry under the same versions, if one
+/// was stored since the first lookup.
+async fn recheck<St: Store>(
+    shared: &Shared<St>,
+    plan: &CacheRequest,
+    entry_key: &EntryKey,
+) -> Option<CachedResponse> {
+    let again = shared.guarded(shared.store.lookup(&plan.key)).await.ok()?;
+    if again.entry_key != *entry_key {
+        return None;
+    }
+    let entry = CachedResponse::decode(again.entry?)?;
+    policy::usable_without_origin(&entry, &plan.rule, policy::now_ms(), &plan.policy)
+        .then_some(entry)
 }
 
 /// The conditional headers that revalidate a stored response, if it has a
@@ -270,7 +347,7 @@ fn refreshed<St: Store, B>(
                 entry.initial_age_ms = storable.initial_age_ms;
                 entry.stored_at_ms = timing.response_ms;
                 let body = entry.body.clone();
-                store_later(shared.clone(), key)(entry.clone(), vec![body]);
+                store_later(shared.clone(), key, None)(entry.clone(), vec![body]);
                 policy::revalidated_status()
             }
             Err(reason) => reason.header(),
@@ -281,13 +358,31 @@ fn refreshed<St: Store, B>(
 /// Stores a completed response off the response path, under the key the
 /// lookup derived (never a re-derived one). Encoding happens in the spawned
 /// task, not while the last frame is on its way to the client.
-fn store_later<St: Store>(shared: Arc<Shared<St>>, key: EntryKey) -> OnComplete {
-    Box::new(move |head, chunks| {
+///
+/// A single-flight `leader` hands the complete response to the requests
+/// waiting on it before the store write.
+fn store_later<St: Store>(
+    shared: Arc<Shared<St>>,
+    key: EntryKey,
+    leader: Option<Leader>,
+) -> OnComplete {
+    Box::new(move |mut head, chunks| {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
         rt.spawn(async move {
-            let bytes = head.encode_with_body(&chunks);
+            let bytes = match &leader {
+                Some(leader) => {
+                    head.body = match &chunks[..] {
+                        [one] => one.clone(),
+                        many => Bytes::from(many.concat()),
+                    };
+                    let bytes = head.encode_with_body(std::slice::from_ref(&head.body));
+                    leader.publish(Arc::new(head.clone()));
+                    bytes
+                }
+                None => head.encode_with_body(&chunks),
+            };
             let store = shared.store.clone();
             if shared
                 .guarded(store.put(key, bytes, head.ttl))
@@ -296,6 +391,8 @@ fn store_later<St: Store>(shared: Arc<Shared<St>>, key: EntryKey) -> OnComplete 
             {
                 tracing::trace!("response stored");
             }
+            // Only now may a new miss lead: the entry is in the store.
+            drop(leader);
         });
     })
 }

@@ -21,6 +21,10 @@ use crate::{
 /// Default deadline of one store call on the request path: 500 ms.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Default longest wait of a request for a concurrent miss on the same key:
+/// 10 s.
+pub const DEFAULT_FLIGHT_WAIT: Duration = Duration::from_secs(10);
+
 /// Default largest body stored: 4 MiB.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 4 * 1024 * 1024;
 
@@ -39,6 +43,8 @@ pub(crate) struct Shared<St> {
     pub(crate) rules: RuleTable,
     pub(crate) namespace: String,
     pub(crate) invalidate_unsafe: bool,
+    pub(crate) flights: Arc<super::flight::Flights>,
+    pub(crate) flight_wait: Duration,
     pub(crate) store_timeout: Duration,
     pub(crate) max_body_size: usize,
     pub(crate) breaker_threshold: u32,
@@ -56,6 +62,8 @@ impl<St: Store> TaggedCacheLayer<St> {
                 rules: RuleTable::default(),
                 namespace: String::new(),
                 invalidate_unsafe: true,
+                flights: Arc::default(),
+                flight_wait: DEFAULT_FLIGHT_WAIT,
                 store_timeout: DEFAULT_STORE_TIMEOUT,
                 max_body_size: DEFAULT_MAX_BODY_SIZE,
                 breaker_threshold: 5,
@@ -94,6 +102,18 @@ impl<St: Store> TaggedCacheLayer<St> {
     /// to `true`.
     pub fn invalidate_unsafe_requests(mut self, enabled: bool) -> Self {
         Arc::make_mut(&mut self.shared).invalidate_unsafe = enabled;
+        self
+    }
+
+    /// Single-flight: while one `GET` that missed is computing a response,
+    /// other requests that miss on the same key wait up to `wait` for it and
+    /// are answered from it (`cache-status: tower-tagged-cache; hit;
+    /// detail=coalesced`), so N concurrent misses make one inner call. When
+    /// the first one's response is not stored (its status, its body, its
+    /// client went away) or the wait runs out, they call the inner service
+    /// themselves. `Duration::ZERO` turns it off. Defaults to 10 s.
+    pub fn single_flight_wait(mut self, wait: Duration) -> Self {
+        Arc::make_mut(&mut self.shared).flight_wait = wait;
         self
     }
 

@@ -1,5 +1,6 @@
 #![doc = include_str!("caching.md")]
 
+mod flight;
 mod flow;
 #[allow(clippy::module_inception)]
 mod layer;
@@ -13,7 +14,7 @@ pub mod future;
 pub use self::{
     body::ResponseBody,
     flow::OriginUnreachable,
-    layer::{DEFAULT_MAX_BODY_SIZE, DEFAULT_STORE_TIMEOUT, TaggedCacheLayer},
+    layer::{DEFAULT_FLIGHT_WAIT, DEFAULT_MAX_BODY_SIZE, DEFAULT_STORE_TIMEOUT, TaggedCacheLayer},
     policy::{CACHE_STATUS, remove_hop_by_hop},
     service::TaggedCache,
 };

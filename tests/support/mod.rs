@@ -354,6 +354,7 @@ pub mod observed {
     pub struct Observed<St> {
         pub inner: St,
         puts: watch::Sender<usize>,
+        lookups: watch::Sender<usize>,
     }
 
     impl<St> Observed<St> {
@@ -361,6 +362,7 @@ pub mod observed {
             Self {
                 inner,
                 puts: watch::Sender::new(0),
+                lookups: watch::Sender::new(0),
             }
         }
 
@@ -373,6 +375,15 @@ pub mod observed {
                 .expect("sender alive");
         }
 
+        /// Waits until `n` lookups have completed in total (5 s at most).
+        pub async fn lookups_reached(&self, n: usize) {
+            let mut rx = self.lookups.subscribe();
+            tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|&l| l >= n))
+                .await
+                .unwrap_or_else(|_| panic!("lookup #{n} never completed"))
+                .expect("sender alive");
+        }
+
         /// Writes completed so far.
         pub fn puts(&self) -> usize {
             *self.puts.borrow()
@@ -381,7 +392,9 @@ pub mod observed {
 
     impl<St: Store> Store for Observed<St> {
         async fn lookup<'a>(&'a self, key: &'a FragmentedKey) -> Result<Lookup, Error> {
-            self.inner.lookup(key).await
+            let result = self.inner.lookup(key).await;
+            self.lookups.send_modify(|l| *l += 1);
+            result
         }
 
         async fn put(&self, key: EntryKey, value: Bytes, ttl: Duration) -> Result<(), Error> {
