@@ -280,9 +280,7 @@ impl<St: Store> TagCache<St> {
         &self,
         call: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        tokio::time::timeout(self.inner.timeout, call)
-            .await
-            .unwrap_or_else(|_| Err(Error::timeout()))
+        crate::store::deadline(self.inner.timeout, call).await
     }
 
     fn flight(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {

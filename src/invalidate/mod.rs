@@ -128,9 +128,7 @@ impl<St: Store> Invalidator<St> {
     }
 
     async fn deadline<T>(&self, call: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .unwrap_or_else(|_| Err(Error::timeout()))
+        crate::store::deadline(self.timeout, call).await
     }
 }
 

@@ -42,7 +42,12 @@ pub trait Model: Send + Sync + 'static {
 /// When `M::TAG` is not a valid tag name (a programming error, caught by the
 /// first test that uses the model).
 pub fn model_tag<M: Model>(pk: impl fmt::Display) -> Tag {
-    Tag::new(M::TAG, pk)
+    tag_of::<M>(M::TAG, pk)
+}
+
+/// A tag named after `M`; an invalid `M::TAG` is a programming error.
+fn tag_of<M: Model>(name: impl AsRef<str>, instance: impl fmt::Display) -> Tag {
+    Tag::new(name, instance)
         .unwrap_or_else(|e| panic!("Model::TAG of {}: {e}", std::any::type_name::<M>()))
 }
 
@@ -53,8 +58,7 @@ pub fn model_tag<M: Model>(pk: impl fmt::Display) -> Tag {
 ///
 /// As [`model_tag`].
 pub fn list_tag<M: Model>() -> Tag {
-    Tag::new(format!("{}.list", M::TAG), "")
-        .unwrap_or_else(|e| panic!("Model::TAG of {}: {e}", std::any::type_name::<M>()))
+    tag_of::<M>(format!("{}.list", M::TAG), "")
 }
 
 /// The tag of an aggregate over `M` (`Post.agg:count`): for counts, sums and
@@ -64,8 +68,7 @@ pub fn list_tag<M: Model>() -> Tag {
 ///
 /// As [`model_tag`].
 pub fn aggregate_tag<M: Model>(name: impl fmt::Display) -> Tag {
-    Tag::new(format!("{}.agg", M::TAG), name)
-        .unwrap_or_else(|e| panic!("Model::TAG of {}: {e}", std::any::type_name::<M>()))
+    tag_of::<M>(format!("{}.agg", M::TAG), name)
 }
 
 /// What happened to an instance.

@@ -188,11 +188,7 @@ impl<St: Store> Shared<St> {
         {
             return Err(Reason::StoreUnavailable);
         }
-        let outcome = match tokio::time::timeout(self.store_timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::timeout()),
-        };
-        match outcome {
+        match crate::store::deadline(self.store_timeout, call).await {
             Ok(v) => {
                 self.health.succeeded();
                 Ok(v)

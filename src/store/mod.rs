@@ -41,6 +41,16 @@ pub use self::redis::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RedisStore, RedisStoreBuilder,
 };
 
+/// Runs a store call under a deadline; past it, a timeout [`Error`].
+pub(crate) async fn deadline<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| Err(Error::timeout()))
+}
+
 /// Default prefix of every store key.
 pub const DEFAULT_PREFIX: &str = "ttc";
 
