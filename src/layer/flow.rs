@@ -152,28 +152,15 @@ where
         && !plan.policy.no_store
         && !shared.flight_wait.is_zero()
     {
-        let coalesced = HeaderValue::from_static("tower-tagged-cache; hit; detail=coalesced");
         match shared.flights.join(lookup.entry_key.as_str()) {
-            Role::Lead(l) => {
-                // A flight may have finished between our lookup and now.
-                if let Some(entry) = recheck(&shared, &plan, &lookup.entry_key).await
-                    && shareable(req.headers(), &plan, &entry)
-                {
-                    l.publish(Arc::new(entry.clone()));
-                    return Ok(answer(
-                        entry,
-                        req.headers(),
-                        req.method(),
-                        policy::hit_status(),
-                    ));
-                }
-                leader = Some(l);
-            }
+            Role::Lead(l) => leader = Some(l),
             Role::Follow(rx) => {
                 if let Some(entry) = flight::follow(rx, shared.flight_wait).await
                     && shareable(req.headers(), &plan, &entry)
                 {
                     tracing::debug!(detail = "coalesced", "served from a concurrent miss");
+                    let coalesced =
+                        HeaderValue::from_static("tower-tagged-cache; hit; detail=coalesced");
                     return Ok(answer(
                         (*entry).clone(),
                         req.headers(),
@@ -181,18 +168,23 @@ where
                         coalesced,
                     ));
                 }
-                // The leader gave up; its response may be stored all the same.
-                if let Some(entry) = recheck(&shared, &plan, &lookup.entry_key).await
-                    && shareable(req.headers(), &plan, &entry)
-                {
-                    return Ok(answer(
-                        entry,
-                        req.headers(),
-                        req.method(),
-                        policy::hit_status(),
-                    ));
-                }
             }
+        }
+        // A flight may have finished between our lookup and now (or the one
+        // we followed gave up, its response stored all the same): look once
+        // more before calling the inner service.
+        if let Some(entry) = recheck(&shared, &plan, &lookup.entry_key).await
+            && shareable(req.headers(), &plan, &entry)
+        {
+            if let Some(leader) = &leader {
+                leader.publish(Arc::new(entry.clone()));
+            }
+            return Ok(answer(
+                entry,
+                req.headers(),
+                req.method(),
+                policy::hit_status(),
+            ));
         }
     }
     let req_headers = req.headers().clone();
