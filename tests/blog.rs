@@ -13,12 +13,9 @@ mod blog;
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::observed::Observed;
+use support::{JsonReply, observed::Observed};
 use tower_tagged_cache::{MemoryStore, Store};
 
 const MISS: &str = "tower-tagged-cache; fwd=miss; stored";
@@ -34,15 +31,8 @@ const PAGES: [&str; 5] = [
     "/authors/2/posts",
 ];
 
-struct Reply {
-    status: StatusCode,
-    cache_status: String,
-    json: Value,
-}
-
 struct Blog<St> {
-    base: String,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    client: support::JsonClient,
     store: Observed<St>,
     /// Store writes awaited so far.
     puts: usize,
@@ -59,8 +49,7 @@ impl<St: Store> Blog<St> {
         let store = Observed::new(store);
         let app = blog::app(store.clone(), db).unwrap();
         Self {
-            base: support::serve(app).await,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: support::JsonClient::new(support::serve(app).await),
             store,
             puts: 0,
             cached: HashMap::new(),
@@ -68,38 +57,10 @@ impl<St: Store> Blog<St> {
         }
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let res = self
-            .client
-            .request(req.body(Full::new(Bytes::from(body))).unwrap())
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> JsonReply {
+        self.client
+            .send(method, path, body.map(|b| b.to_string()))
             .await
-            .expect("request");
-        let status = res.status();
-        let cache_status = res
-            .headers()
-            .get("cache-status")
-            .expect("every response says cache-status")
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        Reply {
-            status,
-            cache_status,
-            json,
-        }
     }
 
     /// A write through the app, which must answer `expected`.

@@ -6,67 +6,29 @@ mod support;
 #[path = "../examples/quickstart.rs"]
 mod quickstart;
 
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use serde_json::Value;
-use support::observed::Observed;
+use http::{Method, StatusCode};
+use support::{JsonReply, observed::Observed};
 use tower_tagged_cache::{MemoryStore, Store};
 
-struct Reply {
-    status: StatusCode,
-    cache_status: String,
-    json: Value,
-}
-
 struct App {
-    base: String,
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    client: support::JsonClient,
 }
 
 impl App {
     async fn start<St: Store>(store: St) -> Self {
         let app = quickstart::app(store, quickstart::Db::seeded()).unwrap();
         Self {
-            base: support::serve(app).await,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: support::JsonClient::new(support::serve(app).await),
         }
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<&str>) -> Reply {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
-            .unwrap();
-        let res = self.client.request(req).await.expect("request");
-        let status = res.status();
-        let cache_status = res
-            .headers()
-            .get("cache-status")
-            .expect("every response says cache-status")
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        Reply {
-            status,
-            cache_status,
-            json,
-        }
+    async fn send(&self, method: Method, path: &str, body: Option<&str>) -> JsonReply {
+        self.client
+            .send(method, path, body.map(str::to_owned))
+            .await
     }
 
-    async fn get(&self, path: &str) -> Reply {
+    async fn get(&self, path: &str) -> JsonReply {
         self.send(Method::GET, path, None).await
     }
 }
