@@ -47,6 +47,7 @@ impl Error {
         }
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn protocol(msg: impl Into<String>) -> Self {
         Self::new(ErrorKind::Protocol, msg.into())
     }
@@ -100,6 +101,18 @@ impl From<redis::RedisError> for Error {
             Self::new(ErrorKind::Timeout, err)
         } else {
             Self::new(ErrorKind::Store, err)
+        }
+    }
+}
+
+/// A bb8 checkout: no connection within the pool's `connection_timeout` is a
+/// timeout; a Redis error is mapped as above.
+#[cfg(feature = "bb8")]
+impl From<bb8::RunError<redis::RedisError>> for Error {
+    fn from(err: bb8::RunError<redis::RedisError>) -> Self {
+        match err {
+            bb8::RunError::TimedOut => Self::new(ErrorKind::Timeout, err),
+            bb8::RunError::User(err) => Self::from(err),
         }
     }
 }

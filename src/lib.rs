@@ -99,8 +99,9 @@
 //!
 //! The cache never takes the site down. When the store errors or misses its
 //! deadline ([`TaggedCacheLayer::store_timeout`]), the request is served by
-//! the inner service and nothing is stored; a rate-limited warning is logged.
-//! After repeated failures the store is skipped for a while
+//! the inner service and nothing is stored; a rate-limited warning is logged
+//! (feature `tracing`) and the failure counted (feature `metrics`, see
+//! [the list of metrics](layer#metrics)). After repeated failures the store is skipped for a while
 //! ([`TaggedCacheLayer::circuit_breaker`]) and probed again. Errors of
 //! [`Invalidator`] calls are returned: the caller must know the bump did not
 //! happen.
@@ -116,8 +117,11 @@
 //! |---|---|---|
 //! | `memory` | [`MemoryStore`], the embedded in-process store | Yes |
 //! | `redis` | [`RedisStore`], on a multiplexed Redis `ConnectionManager` | Yes |
+//! | `bb8` | [`RedisStore`] through a `bb8-redis` pool instead (to compare; implies `redis`) | No |
 //! | `macros` | `#[tagged_cache]` for async functions | No |
 //! | `cli` | the `tagcache` command-line tool | No |
+//! | `tracing` | spans and events through [`tracing`](https://docs.rs/tracing): a `debug` event for each cache decision, rate-limited warnings for store failures ([list](layer#tracing)) | Yes |
+//! | `metrics` | counters and a store latency histogram through the [`metrics`](https://docs.rs/metrics) facade, for Prometheus and others ([list](layer#metrics)) | No |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -127,6 +131,7 @@ pub mod key;
 pub mod layer;
 pub mod rules;
 pub mod store;
+mod telemetry;
 pub mod values;
 
 /// Guides.

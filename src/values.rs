@@ -53,7 +53,8 @@ use crate::{
     error::ErrorKind,
     invalidate::ModelRegistry,
     key::{FragmentedKey, IntoTag, Tag, Version},
-    store::Store,
+    store::{Op, Store},
+    telemetry::{self, ValueLookup},
 };
 
 const FORMAT: u8 = 1;
@@ -101,6 +102,7 @@ impl<St: Store> TagCache<St> {
 
     /// A handle whose store calls have the deadline `timeout`.
     pub fn with_timeout(store: St, timeout: Duration) -> Self {
+        telemetry::describe();
         Self {
             store,
             inner: Arc::new(Inner {
@@ -278,9 +280,10 @@ impl<St: Store> TagCache<St> {
 
     pub(crate) async fn deadline<T>(
         &self,
+        op: Op,
         call: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        crate::store::deadline(self.inner.timeout, call).await
+        crate::store::deadline(op, self.inner.timeout, call).await
     }
 
     fn flight(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -432,8 +435,17 @@ impl<St: Store> ValueKey<'_, St> {
     /// When a tag is invalid or the store failed.
     pub async fn get<T: DeserializeOwned>(self) -> Result<Option<T>, Error> {
         let key = self.fragmented()?;
-        let lookup = self.cache.deadline(self.cache.store.lookup(&key)).await?;
-        Ok(lookup.entry.and_then(|bytes| decode(&bytes)))
+        let lookup = self
+            .cache
+            .deadline(Op::Lookup, self.cache.store.lookup(&key))
+            .await?;
+        let value = lookup.entry.and_then(|bytes| decode(&bytes));
+        telemetry::value_lookup(if value.is_some() {
+            ValueLookup::Hit
+        } else {
+            ValueLookup::Miss
+        });
+        Ok(value)
     }
 
     /// Stores the value for `ttl`.
@@ -445,9 +457,12 @@ impl<St: Store> ValueKey<'_, St> {
     pub async fn set<T: Serialize>(self, value: &T, ttl: Duration) -> Result<(), Error> {
         let key = self.fragmented()?;
         let bytes = encode(value)?;
-        let lookup = self.cache.deadline(self.cache.store.lookup(&key)).await?;
+        let lookup = self
+            .cache
+            .deadline(Op::Lookup, self.cache.store.lookup(&key))
+            .await?;
         self.cache
-            .deadline(self.cache.store.put(lookup.entry_key, bytes, ttl))
+            .deadline(Op::Put, self.cache.store.put(lookup.entry_key, bytes, ttl))
             .await
     }
 
@@ -458,9 +473,12 @@ impl<St: Store> ValueKey<'_, St> {
     /// When a tag is invalid or the store failed.
     pub async fn delete(self) -> Result<(), Error> {
         let key = self.fragmented()?;
-        let lookup = self.cache.deadline(self.cache.store.lookup(&key)).await?;
+        let lookup = self
+            .cache
+            .deadline(Op::Lookup, self.cache.store.lookup(&key))
+            .await?;
         self.cache
-            .deadline(self.cache.store.delete(lookup.entry_key))
+            .deadline(Op::Delete, self.cache.store.delete(lookup.entry_key))
             .await
     }
 
@@ -479,36 +497,40 @@ impl<St: Store> ValueKey<'_, St> {
     {
         let key = self.fragmented()?;
         let cache = self.cache;
-        let lookup = match cache.deadline(cache.store.lookup(&key)).await {
+        let lookup = match cache.deadline(Op::Lookup, cache.store.lookup(&key)).await {
             Ok(lookup) => lookup,
             Err(err) => {
-                tracing::warn!(error = %err, "value cache unavailable; computing uncached");
+                telemetry::value_uncached(&err);
+                telemetry::value_lookup(ValueLookup::Bypass);
                 return Ok(loader().await);
             }
         };
         if let Some(value) = lookup.entry.as_deref().and_then(decode) {
+            telemetry::value_lookup(ValueLookup::Hit);
             return Ok(value);
         }
         // One loader per entry key: the others wait here, then find its value.
         let flight = cache.flight(lookup.entry_key.as_str());
         let _guard = flight.lock().await;
-        if let Ok(again) = cache.deadline(cache.store.lookup(&key)).await
+        if let Ok(again) = cache.deadline(Op::Lookup, cache.store.lookup(&key)).await
             && again.entry_key == lookup.entry_key
             && let Some(value) = again.entry.as_deref().and_then(decode)
         {
+            telemetry::value_lookup(ValueLookup::Coalesced);
             return Ok(value);
         }
+        telemetry::value_lookup(ValueLookup::Miss);
         let value = loader().await;
         match encode(&value) {
             Ok(bytes) => {
                 if let Err(err) = cache
-                    .deadline(cache.store.put(lookup.entry_key, bytes, ttl))
+                    .deadline(Op::Put, cache.store.put(lookup.entry_key, bytes, ttl))
                     .await
                 {
-                    tracing::warn!(error = %err, "value not stored");
+                    telemetry::value_not_stored(&err);
                 }
             }
-            Err(err) => tracing::warn!(error = %err, "value does not serialize; not stored"),
+            Err(err) => telemetry::value_unserializable(&err),
         }
         Ok(value)
     }

@@ -25,7 +25,7 @@ pub use self::registry::{
 use crate::{
     Error,
     key::{IntoTag, Tag, Version},
-    store::Store,
+    store::{Op, Store},
 };
 
 /// Default deadline of an invalidation: 1 s.
@@ -89,7 +89,8 @@ impl<St: Store> Invalidator<St> {
             .into_iter()
             .map(IntoTag::into_tag)
             .collect::<Result<Vec<Tag>, _>>()?;
-        self.deadline(self.store.bump(&tags)).await
+        self.deadline(Op::Bump(tags.len()), self.store.bump(&tags))
+            .await
     }
 
     /// The current version of a tag, `None` when it has none yet.
@@ -99,7 +100,9 @@ impl<St: Store> Invalidator<St> {
     /// When the tag is invalid, or the store failed or timed out.
     pub async fn tag_version(&self, tag: impl IntoTag) -> Result<Option<Version>, Error> {
         let tag = [tag.into_tag()?];
-        let mut versions = self.deadline(self.store.versions(&tag)).await?;
+        let mut versions = self
+            .deadline(Op::Versions, self.store.versions(&tag))
+            .await?;
         Ok(versions.pop().flatten())
     }
 
@@ -110,7 +113,7 @@ impl<St: Store> Invalidator<St> {
     ///
     /// When the store failed or timed out.
     pub async fn bump_epoch(&self) -> Result<(), Error> {
-        self.deadline(self.store.bump_epoch()).await
+        self.deadline(Op::BumpEpoch, self.store.bump_epoch()).await
     }
 
     /// The current epoch version (`None`: never seeded).
@@ -119,7 +122,7 @@ impl<St: Store> Invalidator<St> {
     ///
     /// When the store failed or timed out.
     pub async fn epoch(&self) -> Result<Option<Version>, Error> {
-        self.deadline(self.store.epoch()).await
+        self.deadline(Op::Epoch, self.store.epoch()).await
     }
 
     /// The store.
@@ -127,8 +130,12 @@ impl<St: Store> Invalidator<St> {
         &self.store
     }
 
-    async fn deadline<T>(&self, call: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        crate::store::deadline(self.timeout, call).await
+    async fn deadline<T>(
+        &self,
+        op: Op,
+        call: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        crate::store::deadline(op, self.timeout, call).await
     }
 }
 

@@ -9,7 +9,7 @@ use crate::{
     ConfigError, Error,
     error::ErrorKind,
     key::{Tag, Version},
-    store::Store,
+    store::{Op, Store},
     values::TagCache,
 };
 
@@ -251,7 +251,8 @@ fn not_registered<M>() -> Error {
 impl<St: Store> TagCache<St> {
     async fn event<M: Model>(&self, m: &M, event: Event) -> Result<(), Error> {
         let tags = self.models().tags_for(m, event)?;
-        self.deadline(self.store().bump(&tags)).await
+        self.deadline(Op::Bump(tags.len()), self.store().bump(&tags))
+            .await
     }
 }
 
@@ -325,7 +326,8 @@ impl<St: Store> TagCache<St> {
         }
         let mut tags: Vec<Tag> = pks.into_iter().map(model_tag::<M>).collect();
         tags.push(list_tag::<M>());
-        self.deadline(self.store().bump(&tags)).await
+        self.deadline(Op::Bump(tags.len()), self.store().bump(&tags))
+            .await
     }
 
     /// Bumps a scope of `M`: the tag `M::TAG:scope` (`Review:org:42`), for
@@ -338,7 +340,7 @@ impl<St: Store> TagCache<St> {
         if !self.models().is_registered::<M>() {
             return Err(not_registered::<M>());
         }
-        self.deadline(self.store().bump(&[model_tag::<M>(scope)]))
+        self.deadline(Op::Bump(1), self.store().bump(&[model_tag::<M>(scope)]))
             .await
     }
 

@@ -11,7 +11,10 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::store::entry::CachedResponse;
+use crate::{
+    store::entry::CachedResponse,
+    telemetry::{self, RuleTelemetry, Unstored},
+};
 
 /// Called once with the complete response (its body as the recorded chunks)
 /// when a recorded body ends cleanly.
@@ -20,6 +23,9 @@ pub(crate) type OnComplete = Box<dyn FnOnce(CachedResponse, Vec<Bytes>) + Send>;
 /// Copies a response body, frame by frame, while it streams to the client.
 /// Copying means keeping a reference to each chunk: concatenating and
 /// encoding happen later, off the response path.
+///
+/// A recorder dropped before the body completed (it failed, outgrew the
+/// limit, or the client went away) records why the response was not stored.
 pub(crate) struct Recorder {
     head: CachedResponse,
     chunks: Vec<Bytes>,
@@ -27,6 +33,7 @@ pub(crate) struct Recorder {
     limit: u64,
     expected_len: Option<u64>,
     on_complete: OnComplete,
+    unstored: Unstored,
 }
 
 impl Recorder {
@@ -34,6 +41,7 @@ impl Recorder {
     /// `Content-Length`: a body that ends short of it is not stored.
     pub(crate) fn new(
         head: CachedResponse,
+        rule: RuleTelemetry,
         limit: usize,
         expected_len: Option<u64>,
         on_complete: OnComplete,
@@ -45,6 +53,7 @@ impl Recorder {
             limit: limit as u64,
             expected_len,
             on_complete,
+            unstored: Unstored::new(rule),
         }
     }
 
@@ -52,6 +61,7 @@ impl Recorder {
     fn push(&mut self, chunk: &Bytes) -> bool {
         self.size += chunk.len() as u64;
         if self.size > self.limit {
+            self.unstored.because("too-large");
             return false;
         }
         if !chunk.is_empty() {
@@ -62,13 +72,10 @@ impl Recorder {
 
     fn finish(self) {
         if self.expected_len.is_some_and(|n| n != self.size) {
-            tracing::debug!(
-                expected = self.expected_len,
-                got = self.size,
-                "body length differs from content-length; not stored"
-            );
+            telemetry::length_mismatch(self.expected_len, self.size);
             return;
         }
+        self.unstored.disarm();
         (self.on_complete)(self.head, self.chunks);
     }
 }

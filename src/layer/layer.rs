@@ -15,7 +15,8 @@ use crate::{
     Error, Invalidator,
     error::ConfigError,
     rules::{CacheRule, RuleTable},
-    store::Store,
+    store::{Op, Store},
+    telemetry,
 };
 
 /// Default deadline of one store call on the request path: 500 ms.
@@ -56,6 +57,7 @@ impl<St: Store> TaggedCacheLayer<St> {
     /// A layer over `store`, with no rules yet: add them with
     /// [`rule`](Self::rule). Requests that match no rule pass through.
     pub fn new(store: St) -> Self {
+        telemetry::describe();
         Self {
             shared: Arc::new(Shared {
                 store,
@@ -179,6 +181,7 @@ impl<St: Store> Shared<St> {
     /// failures into the reason the request bypasses the cache.
     pub(crate) async fn guarded<T>(
         &self,
+        op: Op,
         call: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Reason> {
         let now = self.health.now_ms();
@@ -188,7 +191,7 @@ impl<St: Store> Shared<St> {
         {
             return Err(Reason::StoreUnavailable);
         }
-        match crate::store::deadline(self.store_timeout, call).await {
+        match crate::store::deadline(op, self.store_timeout, call).await {
             Ok(v) => {
                 self.health.succeeded();
                 Ok(v)
@@ -212,6 +215,7 @@ impl<St: Store> Shared<St> {
         if n >= self.breaker_threshold {
             let until = now.saturating_add(millis(self.breaker_cooldown));
             self.health.open_until_ms.store(until, Ordering::Relaxed);
+            telemetry::breaker_opened();
         }
         let last = self.health.last_warn_ms.load(Ordering::Relaxed);
         if (last == 0 || now >= last + 1000)
@@ -221,7 +225,7 @@ impl<St: Store> Shared<St> {
                 .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            tracing::warn!(error = %err, consecutive_failures = n, "cache store failed; serving uncached");
+            telemetry::store_failed(err, n);
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::{
     key::{FragmentedKey, Tag},
     rules::{CompiledRule, Matched, NoMatch},
     store::Store,
+    telemetry::{self, RuleTelemetry, Span},
 };
 
 /// Middleware that caches responses under fragmented keys. Made by
@@ -57,8 +58,9 @@ impl<S: fmt::Debug, St: fmt::Debug> fmt::Debug for TaggedCache<S, St> {
 }
 
 /// What to do with one request, decided before anything is awaited.
-enum Plan {
-    Bypass(Reason),
+enum Plan<'a> {
+    /// Why, and the name of the rule that matched (empty when none did).
+    Bypass(Reason, &'a RuleTelemetry),
     Cache(CacheRequest),
     Invalidate(WriteRequest),
 }
@@ -86,8 +88,8 @@ where
         let plan = plan(&self.shared, &parts);
         let mut req = Request::from_parts(parts, body);
         match plan {
-            Plan::Bypass(reason) => {
-                tracing::debug!(detail = reason.as_str(), "cache bypass");
+            Plan::Bypass(reason, rule) => {
+                telemetry::bypass(rule, reason.as_str());
                 flow::add_invalidator(&self.shared, &mut req);
                 ResponseFuture::passthrough(self.inner.call(req), reason.header())
             }
@@ -95,18 +97,22 @@ where
                 // The ready service goes into the future; its clone stays.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::boxed(flow::cached(self.shared.clone(), inner, req, plan))
+                let span = Span::request(&plan.rule.telemetry);
+                let fut = flow::cached(self.shared.clone(), inner, req, plan);
+                ResponseFuture::boxed(span.instrument(fut))
             }
             Plan::Invalidate(plan) => {
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::boxed(flow::invalidating(self.shared.clone(), inner, req, plan))
+                let span = Span::request(&plan.rule);
+                let fut = flow::invalidating(self.shared.clone(), inner, req, plan);
+                ResponseFuture::boxed(span.instrument(fut))
             }
         }
     }
 }
 
-fn plan<St>(shared: &Shared<St>, parts: &Parts) -> Plan {
+fn plan<'a, St>(shared: &'a Shared<St>, parts: &Parts) -> Plan<'a> {
     let path = parts.uri.path();
     let safe = parts.method == Method::GET || parts.method == Method::HEAD;
     let unsafe_method = !safe && parts.method != Method::OPTIONS && parts.method != Method::TRACE;
@@ -114,6 +120,7 @@ fn plan<St>(shared: &Shared<St>, parts: &Parts) -> Plan {
         Ok(m) => m,
         Err(NoMatch::NoRule) if unsafe_method && shared.invalidate_unsafe => {
             return Plan::Invalidate(WriteRequest {
+                rule: telemetry::NO_RULE.clone(),
                 rule_tags: Vec::new(),
                 host: request_host(parts),
                 path: path.to_owned(),
@@ -122,14 +129,16 @@ fn plan<St>(shared: &Shared<St>, parts: &Parts) -> Plan {
         // A write still invalidates its URI when its parameters do not parse.
         Err(NoMatch::BadPath) if unsafe_method && shared.invalidate_unsafe => {
             return Plan::Invalidate(WriteRequest {
+                rule: telemetry::NO_RULE.clone(),
                 rule_tags: Vec::new(),
                 host: request_host(parts),
                 path: path.to_owned(),
             });
         }
-        Err(NoMatch::BadPath) => return Plan::Bypass(Reason::BadPath),
+        Err(NoMatch::BadPath) => return Plan::Bypass(Reason::BadPath, &telemetry::NO_RULE),
         Err(NoMatch::NoRule) => {
-            return Plan::Bypass(if safe { Reason::NoRule } else { Reason::Method });
+            let reason = if safe { Reason::NoRule } else { Reason::Method };
+            return Plan::Bypass(reason, &telemetry::NO_RULE);
         }
     };
     let rule = matched.rule;
@@ -142,19 +151,20 @@ fn plan<St>(shared: &Shared<St>, parts: &Parts) -> Plan {
     if !rule.is_cache() {
         return match render(&rule.invalidates) {
             Some(rule_tags) => Plan::Invalidate(WriteRequest {
+                rule: rule.telemetry.clone(),
                 rule_tags,
                 host: request_host(parts),
                 path: path.to_owned(),
             }),
-            None => Plan::Bypass(Reason::BadPath),
+            None => Plan::Bypass(Reason::BadPath, &rule.telemetry),
         };
     }
     let policy = match policy::check_request(parts, rule) {
         Ok(policy) => policy,
-        Err(reason) => return Plan::Bypass(reason),
+        Err(reason) => return Plan::Bypass(reason, &rule.telemetry),
     };
     let Some(tags) = render(&rule.tags) else {
-        return Plan::Bypass(Reason::BadPath);
+        return Plan::Bypass(Reason::BadPath, &rule.telemetry);
     };
     Plan::Cache(CacheRequest {
         rule: rule.clone(),

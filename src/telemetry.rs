@@ -1,0 +1,536 @@
+//! Metrics and tracing: the one module that talks to the `metrics` and
+//! `tracing` crates.
+//!
+//! The rest of the crate calls the plain functions below at the point where
+//! a decision is made; each records its metric (feature `metrics`) and its
+//! event (feature `tracing`), and compiles to nothing when the features are
+//! off. The metrics and events are listed in the
+//! [`layer` module docs](crate::layer#metrics).
+#![cfg_attr(
+    not(all(feature = "metrics", feature = "tracing")),
+    allow(unused_variables)
+)]
+
+use std::{
+    future::Future,
+    sync::{Arc, LazyLock},
+};
+
+use crate::{Error, Tag};
+
+/// A rule as telemetry sees it: its name (the span field and the `rule`
+/// label) and, with `metrics`, the keys of its per-request metrics, built
+/// once, so that counting a hit allocates nothing. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct RuleTelemetry(
+    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
+    Arc<RuleInner>,
+);
+
+#[derive(Debug)]
+struct RuleInner {
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    name: Arc<str>,
+    #[cfg(feature = "metrics")]
+    keys: RuleKeys,
+}
+
+/// The telemetry of requests no rule matched (`rule=""`).
+pub(crate) static NO_RULE: LazyLock<RuleTelemetry> = LazyLock::new(|| RuleTelemetry::new(""));
+
+impl RuleTelemetry {
+    pub(crate) fn new(name: &str) -> Self {
+        let name: Arc<str> = Arc::from(name);
+        Self(Arc::new(RuleInner {
+            #[cfg(feature = "metrics")]
+            keys: RuleKeys::new(&name),
+            name,
+        }))
+    }
+
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn name(&self) -> &str {
+        &self.0.name
+    }
+}
+
+/// A store operation: the `op` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Lookup,
+    Put,
+    Delete,
+    /// A bump of this many tags.
+    Bump(usize),
+    BumpEpoch,
+    Epoch,
+    Versions,
+    /// Taking a fleet-wide single-flight lease.
+    AcquireLease,
+    /// Giving one back.
+    ReleaseLease,
+}
+
+// ---- metric names and keys (feature `metrics`) ------------------------------
+
+#[cfg(feature = "metrics")]
+mod names {
+    pub(super) const REQUESTS: &str = "tower_tagged_cache_requests_total";
+    pub(super) const BYPASS: &str = "tower_tagged_cache_bypass_total";
+    pub(super) const NOT_STORED: &str = "tower_tagged_cache_not_stored_total";
+    pub(super) const STORED: &str = "tower_tagged_cache_stored_total";
+    pub(super) const JOINS: &str = "tower_tagged_cache_single_flight_joins_total";
+    pub(super) const STORE_DURATION: &str = "tower_tagged_cache_store_duration_seconds";
+    pub(super) const STORE_ERRORS: &str = "tower_tagged_cache_store_errors_total";
+    pub(super) const BREAKER: &str = "tower_tagged_cache_circuit_breaker_opened_total";
+    pub(super) const INVALIDATIONS: &str = "tower_tagged_cache_invalidations_total";
+    pub(super) const INVALIDATED_TAGS: &str = "tower_tagged_cache_invalidated_tags_total";
+    pub(super) const VALUES: &str = "tower_tagged_cache_value_lookups_total";
+}
+
+#[cfg(feature = "metrics")]
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+/// A key with a constant name and constant labels, built at compile time.
+#[cfg(feature = "metrics")]
+macro_rules! static_key {
+    ($name:expr $(, $k:literal => $v:literal)*) => {{
+        static LABELS: &[metrics::Label] = &[$(metrics::Label::from_static_parts($k, $v)),*];
+        static KEY: metrics::Key = metrics::Key::from_static_parts($name, LABELS);
+        &KEY
+    }};
+}
+
+/// Adds to a counter of the installed recorder (keys are not tied to a
+/// recorder: one installed late, or per thread in tests, still gets them).
+#[cfg(feature = "metrics")]
+fn increment(key: &metrics::Key, by: u64) {
+    metrics::with_recorder(|r| r.register_counter(key, &METADATA)).increment(by);
+}
+
+/// A rule's per-request metric keys.
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct RuleKeys {
+    /// The `rule` label value, shared by every key.
+    label: metrics::SharedString,
+    hit: metrics::Key,
+    coalesced: metrics::Key,
+    stale: metrics::Key,
+    revalidated: metrics::Key,
+    miss: metrics::Key,
+    bypass: metrics::Key,
+    joins: metrics::Key,
+    stored: metrics::Key,
+}
+
+#[cfg(feature = "metrics")]
+impl RuleKeys {
+    fn new(name: &Arc<str>) -> Self {
+        let label = metrics::SharedString::from_shared(name.clone());
+        let rule = || metrics::Label::new("rule", label.clone());
+        let request = |outcome: &'static str| {
+            let labels = vec![
+                rule(),
+                metrics::Label::from_static_parts("outcome", outcome),
+            ];
+            metrics::Key::from_parts(names::REQUESTS, labels)
+        };
+        Self {
+            hit: request("hit"),
+            coalesced: request("coalesced"),
+            stale: request("stale"),
+            revalidated: request("revalidated"),
+            miss: request("miss"),
+            bypass: request("bypass"),
+            joins: metrics::Key::from_parts(names::JOINS, vec![rule()]),
+            stored: metrics::Key::from_parts(names::STORED, vec![rule()]),
+            label,
+        }
+    }
+
+    /// `name{rule, reason}`: built per call, on paths that call the inner
+    /// service anyway.
+    fn with_reason(&self, name: &'static str, detail: &'static str) -> metrics::Key {
+        let labels = vec![
+            metrics::Label::new("rule", self.label.clone()),
+            metrics::Label::from_static_parts("reason", detail),
+        ];
+        metrics::Key::from_parts(name, labels)
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Lookup => "lookup",
+            Op::Put => "put",
+            Op::Delete => "delete",
+            Op::Bump(_) => "bump",
+            Op::BumpEpoch => "bump_epoch",
+            Op::Epoch => "epoch",
+            Op::Versions => "versions",
+            Op::AcquireLease => "acquire_lease",
+            Op::ReleaseLease => "release_lease",
+        }
+    }
+
+    fn duration_key(self) -> &'static metrics::Key {
+        use names::STORE_DURATION as D;
+        match self {
+            Op::Lookup => static_key!(D, "op" => "lookup"),
+            Op::Put => static_key!(D, "op" => "put"),
+            Op::Delete => static_key!(D, "op" => "delete"),
+            Op::Bump(_) => static_key!(D, "op" => "bump"),
+            Op::BumpEpoch => static_key!(D, "op" => "bump_epoch"),
+            Op::Epoch => static_key!(D, "op" => "epoch"),
+            Op::Versions => static_key!(D, "op" => "versions"),
+            Op::AcquireLease => static_key!(D, "op" => "acquire_lease"),
+            Op::ReleaseLease => static_key!(D, "op" => "release_lease"),
+        }
+    }
+}
+
+/// Describes the metrics (help text, units) to the installed recorder.
+pub(crate) fn describe() {
+    #[cfg(feature = "metrics")]
+    {
+        use metrics::{Unit, describe_counter, describe_histogram};
+        describe_counter!(
+            names::REQUESTS,
+            Unit::Count,
+            "Requests through the cache layer, by rule and outcome (hit, coalesced, stale, revalidated, miss, bypass)"
+        );
+        describe_counter!(
+            names::BYPASS,
+            Unit::Count,
+            "Requests that bypassed the cache, by rule and reason (the cache-status detail)"
+        );
+        describe_counter!(
+            names::NOT_STORED,
+            Unit::Count,
+            "Responses computed on a miss and not stored, by rule and reason"
+        );
+        describe_counter!(
+            names::STORED,
+            Unit::Count,
+            "Responses written to the store, by rule"
+        );
+        describe_counter!(
+            names::JOINS,
+            Unit::Count,
+            "Misses that waited for a concurrent miss on the same key, by rule"
+        );
+        describe_histogram!(
+            names::STORE_DURATION,
+            Unit::Seconds,
+            "Duration of store calls, failed ones included, by operation"
+        );
+        describe_counter!(
+            names::STORE_ERRORS,
+            Unit::Count,
+            "Failed store calls, by operation and kind (error, timeout)"
+        );
+        describe_counter!(
+            names::BREAKER,
+            Unit::Count,
+            "Times the store circuit breaker opened"
+        );
+        describe_counter!(
+            names::INVALIDATIONS,
+            Unit::Count,
+            "Successful invalidations (one store round trip each), by scope (tags, epoch)"
+        );
+        describe_counter!(
+            names::INVALIDATED_TAGS,
+            Unit::Count,
+            "Tags bumped by successful invalidations"
+        );
+        describe_counter!(
+            names::VALUES,
+            Unit::Count,
+            "Value cache reads, by outcome (hit, coalesced, miss, bypass)"
+        );
+    }
+}
+
+// ---- requests through the layer --------------------------------------------
+
+/// Served from a stored response.
+#[inline]
+pub(crate) fn hit(rule: &RuleTelemetry) {
+    #[cfg(feature = "metrics")]
+    increment(&rule.0.keys.hit, 1);
+    #[cfg(feature = "tracing")]
+    tracing::trace!("cache hit");
+}
+
+/// Served from the response of a concurrent miss (single-flight).
+pub(crate) fn coalesced(rule: &RuleTelemetry) {
+    #[cfg(feature = "metrics")]
+    increment(&rule.0.keys.coalesced, 1);
+    #[cfg(feature = "tracing")]
+    tracing::debug!(detail = "coalesced", "served from a concurrent miss");
+}
+
+/// A miss joined a concurrent miss on the same key, to wait for it.
+pub(crate) fn single_flight_join(rule: &RuleTelemetry) {
+    #[cfg(feature = "metrics")]
+    increment(&rule.0.keys.joins, 1);
+}
+
+/// A stale stored response served because the origin failed.
+pub(crate) fn served_stale(rule: &RuleTelemetry) {
+    #[cfg(feature = "metrics")]
+    increment(&rule.0.keys.stale, 1);
+    #[cfg(feature = "tracing")]
+    tracing::debug!(detail = "served-stale", "stale response served");
+}
+
+/// A stale stored response the origin confirmed with `304`.
+pub(crate) fn revalidated(rule: &RuleTelemetry) {
+    #[cfg(feature = "metrics")]
+    increment(&rule.0.keys.revalidated, 1);
+}
+
+/// The inner service computed the response (stored or not).
+pub(crate) fn miss(rule: &RuleTelemetry) {
+    #[cfg(feature = "metrics")]
+    increment(&rule.0.keys.miss, 1);
+}
+
+/// The request did not use the cache; `detail` is the `cache-status` token.
+pub(crate) fn bypass(rule: &RuleTelemetry, detail: &'static str) {
+    #[cfg(feature = "metrics")]
+    {
+        increment(&rule.0.keys.bypass, 1);
+        increment(&rule.0.keys.with_reason(names::BYPASS, detail), 1);
+    }
+    #[cfg(feature = "tracing")]
+    tracing::debug!(detail, "cache bypass");
+}
+
+/// A response computed on a miss is not stored; `detail` is the
+/// `cache-status` token, or `incomplete` for a body that failed, was cut
+/// short or was dropped.
+pub(crate) fn not_stored(rule: &RuleTelemetry, detail: &'static str) {
+    #[cfg(feature = "metrics")]
+    increment(&rule.0.keys.with_reason(names::NOT_STORED, detail), 1);
+    #[cfg(feature = "tracing")]
+    tracing::debug!(detail, "response not stored");
+}
+
+/// Records [`not_stored`] when dropped armed: a recorded body that failed,
+/// outgrew the limit, was cut short, or was dropped by a client that went
+/// away (`incomplete` unless told otherwise).
+pub(crate) struct Unstored {
+    rule: RuleTelemetry,
+    reason: Option<&'static str>,
+}
+
+impl Unstored {
+    pub(crate) fn new(rule: RuleTelemetry) -> Self {
+        Self {
+            rule,
+            reason: Some("incomplete"),
+        }
+    }
+
+    pub(crate) fn because(&mut self, reason: &'static str) {
+        self.reason = Some(reason);
+    }
+
+    /// The response completed: nothing to record.
+    pub(crate) fn disarm(mut self) {
+        self.reason = None;
+    }
+}
+
+impl Drop for Unstored {
+    fn drop(&mut self) {
+        if let Some(reason) = self.reason {
+            not_stored(&self.rule, reason);
+        }
+    }
+}
+
+/// A recorded body did not match its `Content-Length`.
+pub(crate) fn length_mismatch(expected: Option<u64>, got: u64) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(
+        expected,
+        got,
+        "body length differs from content-length; not stored"
+    );
+}
+
+/// A response was written to the store.
+pub(crate) fn stored(rule: &RuleTelemetry) {
+    #[cfg(feature = "metrics")]
+    increment(&rule.0.keys.stored, 1);
+    #[cfg(feature = "tracing")]
+    tracing::trace!("response stored");
+}
+
+/// A stored entry did not decode.
+pub(crate) fn unreadable_entry(key: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(key, "unreadable cache entry; recomputing");
+}
+
+/// Bumping the tags of a successful write failed.
+pub(crate) fn invalidation_failed(err: &Error, tags: &[Tag]) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(error = %err, tags = ?tags, "invalidation after a successful write failed; entries stay until their TTL");
+}
+
+// ---- the store ---------------------------------------------------------------
+
+/// Times one store call; [`finish`](Self::finish) records it.
+pub(crate) struct StoreTimer {
+    #[cfg(feature = "metrics")]
+    started: std::time::Instant,
+}
+
+impl StoreTimer {
+    #[inline]
+    pub(crate) fn start() -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Records the call's duration, its failure, and for bumps the
+    /// invalidation.
+    #[inline]
+    pub(crate) fn finish<T>(self, op: Op, result: &Result<T, Error>) {
+        #[cfg(feature = "metrics")]
+        {
+            let secs = self.started.elapsed().as_secs_f64();
+            metrics::with_recorder(|r| r.register_histogram(op.duration_key(), &METADATA))
+                .record(secs);
+            match result {
+                Err(err) => {
+                    let kind = if err.is_timeout() { "timeout" } else { "error" };
+                    metrics::counter!(names::STORE_ERRORS, "op" => op.as_str(), "kind" => kind)
+                        .increment(1);
+                }
+                Ok(_) => match op {
+                    Op::Bump(tags) => {
+                        increment(static_key!(names::INVALIDATIONS, "scope" => "tags"), 1);
+                        increment(static_key!(names::INVALIDATED_TAGS), tags as u64);
+                    }
+                    Op::BumpEpoch => {
+                        increment(static_key!(names::INVALIDATIONS, "scope" => "epoch"), 1);
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+}
+
+/// A store call failed on the request path (rate-limited by the caller).
+pub(crate) fn store_failed(err: &Error, consecutive_failures: u32) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(error = %err, consecutive_failures, "cache store failed; serving uncached");
+}
+
+/// The circuit breaker opened: the store is skipped for its cooldown.
+pub(crate) fn breaker_opened() {
+    #[cfg(feature = "metrics")]
+    increment(static_key!(names::BREAKER), 1);
+}
+
+// ---- values --------------------------------------------------------------------
+
+/// A value cache read.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ValueLookup {
+    Hit,
+    /// Found after waiting for a concurrent load of the same key.
+    Coalesced,
+    Miss,
+    /// The store failed: computed uncached.
+    Bypass,
+}
+
+pub(crate) fn value_lookup(outcome: ValueLookup) {
+    #[cfg(feature = "metrics")]
+    {
+        use names::VALUES as V;
+        increment(
+            match outcome {
+                ValueLookup::Hit => static_key!(V, "outcome" => "hit"),
+                ValueLookup::Coalesced => static_key!(V, "outcome" => "coalesced"),
+                ValueLookup::Miss => static_key!(V, "outcome" => "miss"),
+                ValueLookup::Bypass => static_key!(V, "outcome" => "bypass"),
+            },
+            1,
+        );
+    }
+}
+
+/// The value cache failed; the value is computed uncached.
+pub(crate) fn value_uncached(err: &Error) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(error = %err, "value cache unavailable; computing uncached");
+}
+
+/// A computed value could not be stored.
+pub(crate) fn value_not_stored(err: &Error) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(error = %err, "value not stored");
+}
+
+/// A computed value does not serialize.
+pub(crate) fn value_unserializable(err: &Error) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(error = %err, "value does not serialize; not stored");
+}
+
+// ---- spans -----------------------------------------------------------------------
+
+/// A span to run a request's work in (nothing without the `tracing`
+/// feature).
+#[derive(Clone, Debug)]
+pub(crate) struct Span {
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+}
+
+impl Span {
+    /// The span of one request through the layer: `tagged_cache`, level
+    /// `debug`, with the rule's name.
+    #[inline]
+    pub(crate) fn request(rule: &RuleTelemetry) -> Self {
+        Self {
+            #[cfg(feature = "tracing")]
+            span: tracing::debug_span!("tagged_cache", rule = rule.name()),
+        }
+    }
+
+    /// The current span, to carry into work spawned for a request.
+    #[inline]
+    pub(crate) fn current() -> Self {
+        Self {
+            #[cfg(feature = "tracing")]
+            span: tracing::Span::current(),
+        }
+    }
+
+    /// Runs `fut` in the span.
+    #[inline]
+    pub(crate) fn instrument<F: Future>(self, fut: F) -> impl Future<Output = F::Output> {
+        #[cfg(feature = "tracing")]
+        {
+            use tracing::Instrument;
+            fut.instrument(self.span)
+        }
+        #[cfg(not(feature = "tracing"))]
+        fut
+    }
+}
