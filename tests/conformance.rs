@@ -4,7 +4,8 @@
 //! few ways a test reaches behind its back), and run against both
 //! [`MemoryStore`] and [`RedisStore`] (a private `redis-server`, or
 //! `REDIS_URL`) by the `conformance!` macro: each check `foo` becomes the tests
-//! `foo::memory` and `foo::redis`.
+//! `foo::memory` and `foo::redis`, and with the `bb8` feature `foo::bb8` (the
+//! same Redis store through a `bb8-redis` pool).
 //!
 //! Then the hazards every tag cache has met (evicted versions, concurrent
 //! bumps, concurrent seeding, lookups racing a bump, key concatenation, slow
@@ -102,6 +103,18 @@ impl RedisBackend {
     }
 }
 
+impl RedisBackend {
+    /// The Redis store through a bb8 pool of a few connections (so that the
+    /// concurrent checks use several).
+    #[cfg(feature = "bb8")]
+    async fn start_bb8() -> Self {
+        let redis = Redis::start();
+        let store = redis.bb8_store(4).await;
+        assert!(store.pool().is_some() && store.connection().is_none());
+        Self { redis, store }
+    }
+}
+
 impl Backend for RedisBackend {
     type S = RedisStore;
 
@@ -153,6 +166,12 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
                 super::$check(RedisBackend::start().await).await;
+            }
+
+            #[cfg(feature = "bb8")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn bb8() {
+                super::$check(RedisBackend::start_bb8().await).await;
             }
         }
     )*};
@@ -1013,20 +1032,42 @@ async fn client_addr(conn: &mut impl redis::aio::ConnectionLike) -> String {
 async fn redis_lookup_is_one_round_trip() {
     let redis = Redis::start_private();
     let store = redis.store().await;
+    let mut conn = store
+        .connection()
+        .expect("a store built without bb8_pool has a connection manager");
+    let store_addr = client_addr(&mut conn).await;
+    lookup_is_one_round_trip(&redis, &store, &store_addr).await;
+}
+
+/// Through a bb8 pool too: checking a connection out sends nothing (no
+/// `PING`), so a warm lookup is still the one `EVALSHA`.
+#[cfg(feature = "bb8")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bb8_lookup_is_one_round_trip() {
+    let redis = Redis::start_private();
+    // One connection: the one asked for its address is the one the store uses.
+    let store = redis.bb8_store(1).await;
+    let pool = store.pool().expect("a bb8 store has a pool");
+    let store_addr = client_addr(&mut *pool.get().await.expect("pooled connection")).await;
+    lookup_is_one_round_trip(&redis, &store, &store_addr).await;
+}
+
+/// Watches one warm lookup of `store` (whose connection has `store_addr`)
+/// with `MONITOR`.
+async fn lookup_is_one_round_trip(redis: &Redis, store: &RedisStore, store_addr: &str) {
     let mut raw = redis.raw().await;
     let (u, o) = (tag("User:42"), tag("Org:7"));
     let k = key("profile", [&u, &o]);
     // Warm: the script is loaded and the versions are seeded.
-    let l = lookup(&store, &k).await;
-    put(&store, &l, payload("warm")).await;
-    let store_addr = client_addr(&mut store.connection()).await;
+    let l = lookup(store, &k).await;
+    put(store, &l, payload("warm")).await;
 
     let evalsha = support::command_calls(&mut raw, "evalsha").await;
     let eval = support::command_calls(&mut raw, "eval").await;
     let load = support::command_calls(&mut raw, "script|load").await;
-    let mut monitor = Monitor::start(&redis).await;
+    let mut monitor = Monitor::start(redis).await;
 
-    let hit = lookup(&store, &k).await;
+    let hit = lookup(store, &k).await;
 
     redis::cmd("ECHO")
         .arg("conformance-sentinel")
@@ -1047,6 +1088,14 @@ async fn redis_lookup_is_one_round_trip() {
     assert!(
         client[0].to_ascii_lowercase().contains("\"evalsha\""),
         "the one command is not EVALSHA: {}",
+        client[0]
+    );
+    // EVALSHA, its SHA, the key count, 3 keys (epoch and 2 tags), the entry
+    // prefix and the version TTL: a warm lookup carries no candidates.
+    let words = client[0].matches("\" \"").count() + 1;
+    assert_eq!(
+        words, 8,
+        "a warm lookup sends more than it needs: {}",
         client[0]
     );
     assert!(
@@ -1300,4 +1349,79 @@ async fn redis_version_keys_carry_a_ttl() {
         .await
         .expect("PTTL");
     assert!(pttl > 0 && pttl <= 30_000, "entry PTTL {pttl}");
+}
+
+/// Leases on Redis: one holder at a time, given back only by their holder,
+/// kept for the TTL asked (`SET NX PX`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_leases_exclude_and_are_released_by_their_holder_only() {
+    let redis = Redis::start();
+    let store = redis.store().await;
+    let l = lookup(&store, &key("leased", [&tag("User:1")])).await;
+    let ttl = Duration::from_secs(30);
+    let held = store
+        .acquire_lease(&l.entry_key, ttl)
+        .await
+        .unwrap()
+        .expect("a free lease is granted");
+    let (lease_key, _) = held.parts().expect("a Redis lease lives in Redis");
+    assert!(lease_key.starts_with(&format!("{}:l:", store.prefix())));
+    assert_eq!(store.acquire_lease(&l.entry_key, ttl).await.unwrap(), None);
+    let mut raw = redis.raw().await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(lease_key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(pttl > 0 && pttl <= 30_000, "PTTL {pttl}");
+    // A stranger's lease under the same key (the first ran out and another
+    // took it) is not given back by the first holder.
+    let _: () = redis::cmd("SET")
+        .arg(lease_key)
+        .arg("someone-else")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    store.release_lease(held.clone()).await.unwrap();
+    assert_eq!(store.acquire_lease(&l.entry_key, ttl).await.unwrap(), None);
+    let _: () = redis::cmd("DEL")
+        .arg(lease_key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let again = store
+        .acquire_lease(&l.entry_key, ttl)
+        .await
+        .unwrap()
+        .expect("free again");
+    store.release_lease(again).await.unwrap();
+    assert!(
+        store
+            .acquire_lease(&l.entry_key, ttl)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// The memory store serves one process: every lease is granted.
+#[tokio::test]
+async fn memory_grants_every_lease() {
+    let store = MemoryStore::new();
+    let l = lookup(&store, &key("leased", [&tag("User:1")])).await;
+    let ttl = Duration::from_secs(30);
+    assert!(
+        store
+            .acquire_lease(&l.entry_key, ttl)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .acquire_lease(&l.entry_key, ttl)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
