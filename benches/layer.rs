@@ -144,11 +144,44 @@ fn middleware(c: &mut Criterion) {
             black_box(res.into_body().collect().await.unwrap().to_bytes())
         })
     });
+    // The same hit with the crate's telemetry collected as in production:
+    // metrics into a Prometheus recorder, events and spans under a
+    // subscriber that keeps `info` and above. (Both are set for this thread
+    // only; a hit runs on it, inside `block_on`.)
+    #[cfg(feature = "metrics")]
+    {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        metrics::with_local_recorder(&recorder, || {
+            g.bench_function("hit_memory_metrics", |b| {
+                b.to_async(&rt).iter(|| async {
+                    let res = memory.clone().oneshot(get("/users/1")).await.unwrap();
+                    black_box(res.into_body().collect().await.unwrap().to_bytes())
+                })
+            });
+        });
+    }
+    #[cfg(feature = "tracing")]
+    {
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(std::io::sink)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            g.bench_function("hit_memory_tracing_info", |b| {
+                b.to_async(&rt).iter(|| async {
+                    let res = memory.clone().oneshot(get("/users/1")).await.unwrap();
+                    black_box(res.into_body().collect().await.unwrap().to_bytes())
+                })
+            });
+        });
+    }
 
     let redis = support::Redis::start();
     let (store, conn) = rt.block_on(async {
         let store = redis.store().await;
-        let mut conn = store.connection();
+        let mut conn = store
+            .connection()
+            .expect("a store built without bb8_pool has a connection manager");
         let _: () = redis::cmd("SET")
             .arg("floor:key")
             .arg(&body_1k()[..])
@@ -251,6 +284,42 @@ fn quickstart_pair<St: Store>(
     });
 }
 
+/// Rule matching: a GET that matches no rule goes through the layer
+/// untouched; its cost over the bare service is finding that out, among 1
+/// or 50 rules (matchit routes by path, so the count should hardly matter).
+fn rule_matching(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let mut g = c.benchmark_group("rules");
+    let inner = service_fn(|_req: Request<Full<Bytes>>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(body_1k())))
+    });
+    g.bench_function("floor", |b| {
+        b.to_async(&rt).iter(|| async {
+            let res = inner.oneshot(get("/health")).await.unwrap();
+            black_box(res.into_body().collect().await.unwrap().to_bytes())
+        })
+    });
+    for n in [1usize, 50] {
+        let mut layer = TaggedCacheLayer::new(MemoryStore::new());
+        for i in 0..n {
+            layer = layer
+                .rule(
+                    CacheRule::get(format!("/api/v1/resource{i}/{{id}}"))
+                        .tags([format!("R{i}:{{id}}")]),
+                )
+                .unwrap();
+        }
+        let svc = layer.layer(inner);
+        g.bench_function(BenchmarkId::new("no_match", n), |b| {
+            b.to_async(&rt).iter(|| async {
+                let res = svc.clone().oneshot(get("/health")).await.unwrap();
+                black_box(res.into_body().collect().await.unwrap().to_bytes())
+            })
+        });
+    }
+    g.finish();
+}
+
 async fn start_quickstart<St: Store>(store: St) -> (String, Invalidator<St>) {
     let invalidator = Invalidator::new(store.clone());
     let app = quickstart::app(store, quickstart::Db::seeded()).unwrap();
@@ -261,6 +330,7 @@ criterion_group!(
     benches,
     key_derivation,
     entry_codec,
+    rule_matching,
     middleware,
     quickstart_http
 );

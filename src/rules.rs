@@ -19,6 +19,7 @@ use http::{HeaderName, Method, StatusCode, header, request::Parts};
 use crate::{
     error::ConfigError,
     key::{Tag, TagTemplate, VaryOn},
+    telemetry::RuleTelemetry,
 };
 
 type TagsFn = Arc<dyn Fn(&Parts) -> Vec<Tag> + Send + Sync>;
@@ -64,6 +65,7 @@ pub struct CacheRule {
     ignore_query: bool,
     params: Vec<(String, ParamFn)>,
     response_driven: bool,
+    lease: Option<Duration>,
 }
 
 /// Which statuses a rule may store.
@@ -97,6 +99,7 @@ impl CacheRule {
             statuses: Statuses::List(vec![StatusCode::OK]),
             invalidates: Vec::new(),
             max_body_size: None,
+            lease: None,
             ignore_query: false,
             params: Vec::new(),
             response_driven: false,
@@ -253,6 +256,36 @@ impl CacheRule {
         self
     }
 
+    /// Fleet-wide single-flight: before a miss calls the inner service, it
+    /// takes a lease on the entry key in the store for up to `ttl`
+    /// ([`Store::acquire_lease`](crate::Store::acquire_lease); `SET NX PX`
+    /// on Redis). Another app server that misses on the same key meanwhile
+    /// waits for the entry instead of computing it too, checking the store
+    /// every few milliseconds; it calls the inner service itself once the
+    /// lease is given back without an entry (the response was not
+    /// storable) or runs out (the holder died or hangs).
+    ///
+    /// Within one process misses are coalesced anyway; the lease adds two
+    /// store commands to a miss (take and give back) and none to a hit. Set
+    /// `ttl` a little above how long the route takes to answer. Bounded by
+    /// the layer's [`single_flight_wait`](crate::TaggedCacheLayer::single_flight_wait)
+    /// when that is shorter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_tagged_cache::CacheRule;
+    ///
+    /// let rule = CacheRule::get("/reports/{id}")
+    ///     .tags(["Report:{id}"])
+    ///     .ttl(Duration::from_secs(300))
+    ///     .lease(Duration::from_secs(5));
+    /// # let _ = rule;
+    /// ```
+    pub fn lease(mut self, ttl: Duration) -> Self {
+        self.lease = (!ttl.is_zero()).then_some(ttl);
+        self
+    }
+
     /// Tag templates to bump after a successful (2xx) write on this route.
     pub fn invalidates<I, T>(mut self, templates: I) -> Self
     where
@@ -338,10 +371,12 @@ impl CacheRule {
             return Err(ctx(format!("status {s} is never stored")));
         }
         let varies_on = |h: &HeaderName| self.vary.iter().any(|v| v.header_name() == Some(h));
+        let name = self.name.unwrap_or_else(|| self.pattern.clone());
         Ok(CompiledRule {
             allow_authorization: varies_on(&header::AUTHORIZATION),
             allow_cookie: varies_on(&header::COOKIE),
-            name: self.name.unwrap_or_else(|| self.pattern.clone()),
+            telemetry: RuleTelemetry::new(&name),
+            name,
             kind: self.kind,
             pattern: self.pattern,
             key_version: self.key_version,
@@ -356,6 +391,7 @@ impl CacheRule {
             ignore_query: self.ignore_query,
             params: self.params,
             response_driven: self.response_driven,
+            lease: self.lease,
         })
     }
 }
@@ -429,6 +465,8 @@ pub(crate) struct CompiledRule {
     kind: Kind,
     pub(crate) pattern: String,
     pub(crate) name: String,
+    /// The span field and metric keys of requests under this rule.
+    pub(crate) telemetry: RuleTelemetry,
     pub(crate) key_version: u32,
     pub(crate) group: String,
     pub(crate) tags: Vec<TagTemplate>,
@@ -442,6 +480,8 @@ pub(crate) struct CompiledRule {
     pub(crate) ignore_query: bool,
     params: Vec<(String, ParamFn)>,
     pub(crate) response_driven: bool,
+    /// How long a miss holds the fleet-wide lease, if the rule takes one.
+    pub(crate) lease: Option<Duration>,
     pub(crate) allow_authorization: bool,
     pub(crate) allow_cookie: bool,
 }
@@ -527,11 +567,7 @@ impl RuleTable {
     }
 
     /// Finds the rule for a request's method and path.
-    pub(crate) fn find<'a>(
-        &'a self,
-        method: &Method,
-        path: &'a str,
-    ) -> Result<Matched<'a>, NoMatch> {
+    pub(crate) fn find<'a>(&'a self, method: &Method, path: &str) -> Result<Matched<'a>, NoMatch> {
         let m = self.router.at(path).map_err(|_| NoMatch::NoRule)?;
         let rule = self.routes[*m.value]
             .iter()

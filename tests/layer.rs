@@ -882,3 +882,160 @@ support::both_stores!(
     percent_encoded_params_share_the_tag,
     query_strings_are_part_of_the_key,
 );
+
+// ---------------------------------------------------------------------------
+// Fleet-wide single-flight (`CacheRule::lease`), on Redis: two layers on one
+// store stand for two app servers (each has its own in-process flights).
+// ---------------------------------------------------------------------------
+
+/// An origin whose first call blocks until released and answers `status`;
+/// later calls answer 200 at once.
+#[allow(clippy::type_complexity)]
+fn gated_origin_first(
+    status: StatusCode,
+) -> (
+    impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static,
+    Arc<AtomicUsize>,
+    Arc<Notify>,
+    Arc<Notify>,
+) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let svc = {
+        let (calls, entered, release) = (calls.clone(), entered.clone(), release.clone());
+        service_fn(move |_req: Request<Full<Bytes>>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let (entered, release) = (entered.clone(), release.clone());
+            async move {
+                let mut res = Response::new(Scripted::full(format!("computed by call #{n}")));
+                if n == 1 {
+                    entered.notify_one();
+                    release.notified().await;
+                    *res.status_mut() = status;
+                }
+                Ok::<_, Infallible>(res)
+            }
+        })
+    };
+    (svc, calls, entered, release)
+}
+
+fn leased_instances(
+    store: &Observed<tower_tagged_cache::RedisStore>,
+    origin: impl Service<
+        Request<Full<Bytes>>,
+        Response = Response<Scripted>,
+        Error = Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + 'static,
+) -> (Svc, Svc) {
+    let instance = || {
+        let layer = TaggedCacheLayer::new(store.clone())
+            .rule(user_rule().lease(Duration::from_secs(30)))
+            .unwrap();
+        stack(layer, origin.clone())
+    };
+    (instance(), instance())
+}
+
+/// A miss on a second app server waits for the first one's entry instead of
+/// calling its own inner service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_makes_one_inner_call_across_app_servers() {
+    let redis = support::Redis::start();
+    let store = Observed::new(redis.store().await);
+    let (origin, calls, entered, release) = gated_origin_first(StatusCode::OK);
+    let (a, b) = leased_instances(&store, origin);
+    let first = {
+        let mut a = a.clone();
+        tokio::spawn(async move { send(&mut a, get("/users/7")).await })
+    };
+    // A holds the lease: it took it before calling its inner service.
+    entered.notified().await;
+    let second = {
+        let mut b = b.clone();
+        tokio::spawn(async move { send(&mut b, get("/users/7")).await })
+    };
+    // B asked for the lease and was refused: it is waiting for A's entry.
+    store.refused_leases_reached(1).await;
+    release.notify_one();
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!(first.body, "computed by call #1");
+    assert_eq!(first.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+    assert_eq!(second.body, "computed by call #1");
+    assert_eq!(
+        second.cache_status(),
+        "tower-tagged-cache; hit; detail=coalesced"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one inner call in the fleet"
+    );
+    // The lease was given back once the entry was stored.
+    store.releases_reached(1).await;
+}
+
+/// A lease holder whose response is not storable gives the lease back at
+/// once: the waiting app server computes its own, long before the lease
+/// (30 s) would run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_given_back_without_an_entry_lets_the_next_server_compute() {
+    let redis = support::Redis::start();
+    let store = Observed::new(redis.store().await);
+    let (origin, calls, entered, release) = gated_origin_first(StatusCode::SERVICE_UNAVAILABLE);
+    let (a, b) = leased_instances(&store, origin);
+    let first = {
+        let mut a = a.clone();
+        tokio::spawn(async move { send(&mut a, get("/users/8")).await })
+    };
+    entered.notified().await;
+    let second = {
+        let mut b = b.clone();
+        tokio::spawn(async move { send(&mut b, get("/users/8")).await })
+    };
+    store.refused_leases_reached(1).await;
+    release.notify_one();
+    let first = first.await.unwrap();
+    assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE);
+    let second = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the waiting server computed before the lease ran out")
+        .unwrap();
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(second.body, "computed by call #2");
+    assert_eq!(
+        second.cache_status(),
+        "tower-tagged-cache; fwd=miss; stored"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+/// Rules without a lease never ask for one; hits never do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_and_lease_free_rules_take_no_lease() {
+    let redis = support::Redis::start();
+    let store = Observed::new(redis.store().await);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let leased = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule().lease(Duration::from_secs(30)))
+        .unwrap();
+    let mut leased = stack(leased, counting(&calls));
+    let plain = TaggedCacheLayer::new(store.clone())
+        .rule(CacheRule::get("/plain/{id}").ttl(Duration::from_secs(60)))
+        .unwrap();
+    let mut plain = stack(plain, counting(&calls));
+    send(&mut plain, get("/plain/1")).await;
+    assert_eq!(store.leases(), (0, 0));
+    send(&mut leased, get("/users/9")).await;
+    assert_eq!(store.leases(), (1, 0));
+    store.puts_reached(2).await;
+    let hit = send(&mut leased, get("/users/9")).await;
+    assert_eq!(hit.cache_status(), "tower-tagged-cache; hit");
+    assert_eq!(store.leases(), (1, 0), "a hit takes no lease");
+}

@@ -125,22 +125,30 @@ impl FragmentedKey {
     /// The second half is what a Redis script can compute with
     /// `redis.sha1hex`, so the Redis store builds the same id server-side.
     pub fn entry_id(&self, versions: &[Version]) -> String {
+        let mut id = String::with_capacity(64 + 1 + 40);
+        self.write_entry_id(&mut id, versions);
+        id
+    }
+
+    /// Appends the [entry id](Self::entry_id) to `out`.
+    pub(crate) fn write_entry_id(&self, out: &mut String, versions: &[Version]) {
         let mut sha1 = Sha1::new();
+        let mut len = itoa::Buffer::new();
         for v in versions {
-            sha1.update(v.0.len().to_string().as_bytes());
+            sha1.update(len.format(v.0.len()).as_bytes());
             sha1.update(b":");
             sha1.update(&v.0);
         }
-        let mut id = String::with_capacity(64 + 1 + 40);
-        id.push_str(&self.static_hex());
-        id.push(':');
-        id.push_str(&hex::encode(sha1.finalize()));
-        id
+        super::push_hex(out, &self.static_digest);
+        out.push(':');
+        super::push_hex(out, &sha1.finalize());
     }
 
     /// The static digest in lowercase hex.
     pub fn static_hex(&self) -> String {
-        hex::encode(self.static_digest)
+        let mut out = String::with_capacity(64);
+        super::push_hex(&mut out, &self.static_digest);
+        out
     }
 }
 

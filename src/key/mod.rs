@@ -49,20 +49,44 @@ pub use self::{
 };
 
 /// The store key of the global epoch.
+#[cfg_attr(not(any(feature = "memory", feature = "redis")), allow(dead_code))]
 pub(crate) fn epoch_key(prefix: &str) -> String {
     format!("{prefix}:epoch")
 }
 
+/// Appends `bytes` in lowercase hex, without a temporary `String`.
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(32) {
+        let hex = &mut buf[..chunk.len() * 2];
+        // The buffer is exactly twice the chunk: encoding cannot fail, and
+        // hex digits are ASCII.
+        if hex::encode_to_slice(chunk, hex).is_ok()
+            && let Ok(text) = std::str::from_utf8(hex)
+        {
+            out.push_str(text);
+        }
+    }
+}
+
 /// The store key of a tag's version.
+#[cfg_attr(not(any(feature = "memory", feature = "redis")), allow(dead_code))]
 pub(crate) fn version_key(prefix: &str, tag: &Tag) -> String {
     let mut key = String::with_capacity(prefix.len() + 3 + tag.name().len() + 1 + 64 + 1);
-    key.push_str(prefix);
-    key.push_str(":t:");
-    tag.write_storage_id(&mut key);
+    write_version_key(&mut key, prefix, tag);
     key
 }
 
+/// Appends the store key of a tag's version to `out`.
+#[cfg_attr(not(any(feature = "memory", feature = "redis")), allow(dead_code))]
+pub(crate) fn write_version_key(out: &mut String, prefix: &str, tag: &Tag) {
+    out.push_str(prefix);
+    out.push_str(":t:");
+    tag.write_storage_id(out);
+}
+
 /// The store key prefix of entries; the entry id follows it.
+#[cfg_attr(not(any(feature = "memory", feature = "redis")), allow(dead_code))]
 pub(crate) fn entry_key_prefix(prefix: &str) -> String {
     format!("{prefix}:e:")
 }

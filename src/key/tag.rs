@@ -79,13 +79,17 @@ impl Tag {
             out.push_str(&self.instance);
         } else {
             out.push('#');
-            out.push_str(&hex::encode(Sha256::digest(self.instance.as_bytes())));
+            super::push_hex(out, &Sha256::digest(self.instance.as_bytes()));
         }
     }
 }
 
 fn is_plain_instance_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@' | b'+' | b'=' | b',')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'_' | b'-' | b'.' | b'@' | b'+' | b'=' | b',' | b'/' | b':'
+        )
 }
 
 fn validate_name(name: &str, context: &str) -> Result<(), ConfigError> {

@@ -8,7 +8,7 @@ use std::{
 
 use tokio::sync::watch;
 
-use crate::store::entry::CachedResponse;
+use crate::store::{Lease, Store, entry::CachedResponse};
 
 type Slot = Option<Arc<CachedResponse>>;
 
@@ -35,6 +35,8 @@ pub(crate) struct Leader {
     flights: Arc<Flights>,
     key: String,
     tx: watch::Sender<Slot>,
+    /// The fleet-wide lease, given back when the leader is done.
+    lease: Option<Box<dyn std::fmt::Debug + Send + Sync>>,
 }
 
 impl Flights {
@@ -51,6 +53,7 @@ impl Flights {
             flights: self.clone(),
             key: key.to_owned(),
             tx,
+            lease: None,
         })
     }
 
@@ -65,6 +68,55 @@ impl Leader {
     /// store write is done: requests that join in between still get it.
     pub(crate) fn publish(&self, entry: Arc<CachedResponse>) {
         let _ = self.tx.send(Some(entry));
+    }
+
+    /// Keeps a fleet-wide lease until this leader is done: the entry is
+    /// stored, or the response turned out not storable.
+    pub(crate) fn hold<St: Store>(&mut self, lease: LeaseGuard<St>) {
+        self.lease = Some(Box::new(lease));
+    }
+}
+
+/// A lease taken in the store, given back (in a task, under the store
+/// deadline) when dropped. A lease that cannot be given back runs out.
+pub(crate) struct LeaseGuard<St: Store> {
+    store: St,
+    lease: Option<Lease>,
+    timeout: std::time::Duration,
+}
+
+impl<St: Store> LeaseGuard<St> {
+    pub(crate) fn new(store: St, lease: Lease, timeout: std::time::Duration) -> Self {
+        Self {
+            store,
+            lease: Some(lease),
+            timeout,
+        }
+    }
+}
+
+impl<St: Store> std::fmt::Debug for LeaseGuard<St> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseGuard")
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St: Store> Drop for LeaseGuard<St> {
+    fn drop(&mut self) {
+        let Some(lease) = self.lease.take().filter(|l| l.parts().is_some()) else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let store = self.store.clone();
+        let timeout = self.timeout;
+        rt.spawn(async move {
+            let op = crate::store::Op::ReleaseLease;
+            let _ = crate::store::deadline(op, timeout, store.release_lease(lease)).await;
+        });
     }
 }
 

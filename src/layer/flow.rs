@@ -11,7 +11,7 @@ use tower_service::Service;
 use super::{
     ResponseBody,
     body::{OnComplete, Recorder},
-    flight::{self, Leader, Role},
+    flight::{self, Leader, LeaseGuard, Role},
     layer::Shared,
     policy::{self, CACHE_STATUS, Fwd, Reason, RequestPolicy, Timing},
 };
@@ -19,7 +19,8 @@ use crate::{
     Invalidator,
     key::Tag,
     rules::CompiledRule,
-    store::{EntryKey, Store, entry::CachedResponse},
+    store::{EntryKey, Op, Store, entry::CachedResponse},
+    telemetry::{self, RuleTelemetry, Span},
 };
 
 /// The name of the per-URI tag every cached response carries, so that a
@@ -61,6 +62,8 @@ pub(crate) struct CacheRequest {
 /// A write: the rule's tags (bumped after a 2xx) and the target URI
 /// (invalidated after a 2xx or 3xx).
 pub(crate) struct WriteRequest {
+    /// The write rule (`NO_RULE` when none matched).
+    pub(crate) rule: RuleTelemetry,
     pub(crate) rule_tags: Vec<Tag>,
     pub(crate) host: String,
     pub(crate) path: String,
@@ -90,10 +93,13 @@ where
     St: Store,
     ResBody: Body,
 {
-    let lookup = match shared.guarded(shared.store.lookup(&plan.key)).await {
+    let lookup = match shared
+        .guarded(Op::Lookup, shared.store.lookup(&plan.key))
+        .await
+    {
         Ok(lookup) => lookup,
         Err(reason) => {
-            tracing::debug!(detail = reason.as_str(), "cache bypass");
+            telemetry::bypass(&plan.rule.telemetry, reason.as_str());
             add_invalidator(&shared, &mut req);
             let res = inner.call(req).await?;
             return Ok(with_status(res.map(ResponseBody::inner), reason.header()));
@@ -104,10 +110,7 @@ where
     let mut stale = None;
     if let Some(bytes) = lookup.entry {
         match CachedResponse::decode(bytes) {
-            None => tracing::warn!(
-                key = lookup.entry_key.as_str(),
-                "unreadable cache entry; recomputing"
-            ),
+            None => telemetry::unreadable_entry(lookup.entry_key.as_str()),
             Some(entry) if !policy::vary_matches(req.headers(), &entry.vary) => {
                 fwd = Fwd::VaryMiss;
             }
@@ -116,6 +119,7 @@ where
                     && !policy::shareable_with_authorization(&entry.headers, &plan.rule) => {}
             Some(entry) => {
                 if policy::usable_without_origin(&entry, &plan.rule, now, &plan.policy) {
+                    telemetry::hit(&plan.rule.telemetry);
                     return Ok(answer(
                         entry,
                         req.headers(),
@@ -134,6 +138,8 @@ where
     }
     if plan.policy.only_if_cached {
         // RFC 9111 §5.2.1.7: no stored response to use, so 504.
+        telemetry::miss(&plan.rule.telemetry);
+        telemetry::not_stored(&plan.rule.telemetry, Reason::OnlyIfCached.as_str());
         let mut headers = HeaderMap::new();
         headers.insert(CACHE_STATUS, Reason::OnlyIfCached.header());
         return Ok(from_store(
@@ -155,10 +161,11 @@ where
         match shared.flights.join(lookup.entry_key.as_str()) {
             Role::Lead(l) => leader = Some(l),
             Role::Follow(rx) => {
+                telemetry::single_flight_join(&plan.rule.telemetry);
                 if let Some(entry) = flight::follow(rx, shared.flight_wait).await
                     && shareable(req.headers(), &plan, &entry)
                 {
-                    tracing::debug!(detail = "coalesced", "served from a concurrent miss");
+                    telemetry::coalesced(&plan.rule.telemetry);
                     let coalesced =
                         HeaderValue::from_static("tower-tagged-cache; hit; detail=coalesced");
                     return Ok(answer(
@@ -179,12 +186,31 @@ where
             if let Some(leader) = &leader {
                 leader.publish(Arc::new(entry.clone()));
             }
+            telemetry::hit(&plan.rule.telemetry);
             return Ok(answer(
                 entry,
                 req.headers(),
                 req.method(),
                 policy::hit_status(),
             ));
+        }
+        // Fleet-wide single-flight, for rules that ask for it: the local
+        // leader takes the store's lease, or waits for the entry another
+        // app server is computing.
+        if let Some(leader) = &mut leader
+            && let Some(ttl) = plan.rule.lease
+        {
+            match fleet(&shared, &plan, &lookup.entry_key, ttl).await {
+                Fleet::Lead(lease) => leader.hold(lease),
+                Fleet::Served(entry) if shareable(req.headers(), &plan, &entry) => {
+                    leader.publish(Arc::new((*entry).clone()));
+                    telemetry::coalesced(&plan.rule.telemetry);
+                    let coalesced =
+                        HeaderValue::from_static("tower-tagged-cache; hit; detail=coalesced");
+                    return Ok(answer(*entry, req.headers(), req.method(), coalesced));
+                }
+                Fleet::Served(_) | Fleet::Alone => {}
+            }
         }
     }
     let req_headers = req.headers().clone();
@@ -233,9 +259,11 @@ where
                 res.status().as_u16()
             );
             let status = HeaderValue::from_str(&status).unwrap_or_else(|_| policy::hit_status());
+            telemetry::served_stale(&plan.rule.telemetry);
             return Ok(answer(entry, &req_headers, &method, status));
         }
     }
+    telemetry::miss(&plan.rule.telemetry);
     match policy::check_response(
         &method,
         &plan.policy,
@@ -258,17 +286,14 @@ where
             };
             let limit = plan.rule.max_body_size.unwrap_or(shared.max_body_size);
             let expected_len = policy::content_length(res.headers());
-            let recorder = Recorder::new(
-                head,
-                limit,
-                expected_len,
-                store_later(shared, lookup.entry_key, leader),
-            );
+            let rule = &plan.rule.telemetry;
+            let store = store_later(shared, rule.clone(), lookup.entry_key, leader);
+            let recorder = Recorder::new(head, rule.clone(), limit, expected_len, store);
             let res = res.map(|body| ResponseBody::recording(body, recorder));
             Ok(with_status(res, fwd.stored()))
         }
         Err(reason) => {
-            tracing::debug!(detail = reason.as_str(), "response not stored");
+            telemetry::not_stored(&plan.rule.telemetry, reason.as_str());
             Ok(with_status(res.map(ResponseBody::inner), reason.header()))
         }
     }
@@ -289,13 +314,64 @@ async fn recheck<St: Store>(
     plan: &CacheRequest,
     entry_key: &EntryKey,
 ) -> Option<CachedResponse> {
-    let again = shared.guarded(shared.store.lookup(&plan.key)).await.ok()?;
+    let again = shared
+        .guarded(Op::Lookup, shared.store.lookup(&plan.key))
+        .await
+        .ok()?;
     if again.entry_key != *entry_key {
         return None;
     }
     let entry = CachedResponse::decode(again.entry?)?;
     policy::usable_without_origin(&entry, &plan.rule, policy::now_ms(), &plan.policy)
         .then_some(entry)
+}
+
+/// What a local leader does on a rule with a fleet-wide lease.
+enum Fleet<St: Store> {
+    /// It holds the lease: it calls the inner service.
+    Lead(LeaseGuard<St>),
+    /// Another app server stored the entry meanwhile.
+    Served(Box<CachedResponse>),
+    /// The store could not say, or the wait ran out: it calls the inner
+    /// service without the lease.
+    Alone,
+}
+
+/// Takes the lease on `key`, or, while another app server holds it, waits
+/// for its entry (checking the store with a backoff from 2 to 50 ms) until
+/// the lease is free again or the layer's single-flight wait is over.
+async fn fleet<St: Store>(
+    shared: &Shared<St>,
+    plan: &CacheRequest,
+    key: &EntryKey,
+    ttl: std::time::Duration,
+) -> Fleet<St> {
+    let until = tokio::time::Instant::now() + shared.flight_wait;
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        match shared
+            .guarded(Op::AcquireLease, shared.store.acquire_lease(key, ttl))
+            .await
+        {
+            Ok(Some(lease)) => {
+                return Fleet::Lead(LeaseGuard::new(
+                    shared.store.clone(),
+                    lease,
+                    shared.store_timeout,
+                ));
+            }
+            Ok(None) => {}
+            Err(_) => return Fleet::Alone,
+        }
+        if tokio::time::Instant::now() + pause > until {
+            return Fleet::Alone;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        if let Some(entry) = recheck(shared, plan, key).await {
+            return Fleet::Served(Box::new(entry));
+        }
+    }
 }
 
 /// The conditional headers that revalidate a stored response, if it has a
@@ -324,6 +400,7 @@ fn refreshed<St: Store, B>(
     timing: Timing,
     key: EntryKey,
 ) -> Response<ResponseBody<B>> {
+    telemetry::revalidated(&plan.rule.telemetry);
     policy::merge_not_modified(&mut entry.headers, not_modified);
     // The 304's own Age and Date say how old the confirmation is; the
     // merged headers keep no Age, so judge freshness with the 304's.
@@ -339,10 +416,14 @@ fn refreshed<St: Store, B>(
                 entry.initial_age_ms = storable.initial_age_ms;
                 entry.stored_at_ms = timing.response_ms;
                 let body = entry.body.clone();
-                store_later(shared.clone(), key, None)(entry.clone(), vec![body]);
+                let rule = plan.rule.telemetry.clone();
+                store_later(shared.clone(), rule, key, None)(entry.clone(), vec![body]);
                 policy::revalidated_status()
             }
-            Err(reason) => reason.header(),
+            Err(reason) => {
+                telemetry::not_stored(&plan.rule.telemetry, reason.as_str());
+                reason.header()
+            }
         };
     answer(entry, req_headers, method, status)
 }
@@ -355,14 +436,17 @@ fn refreshed<St: Store, B>(
 /// waiting on it before the store write.
 fn store_later<St: Store>(
     shared: Arc<Shared<St>>,
+    rule: RuleTelemetry,
     key: EntryKey,
     leader: Option<Leader>,
 ) -> OnComplete {
+    // The request's span, for the write spawned once the body is done.
+    let span = Span::current();
     Box::new(move |mut head, chunks| {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        rt.spawn(async move {
+        rt.spawn(span.instrument(async move {
             let bytes = match &leader {
                 Some(leader) => {
                     head.body = match &chunks[..] {
@@ -377,15 +461,15 @@ fn store_later<St: Store>(
             };
             let store = shared.store.clone();
             if shared
-                .guarded(store.put(key, bytes, head.ttl))
+                .guarded(Op::Put, store.put(key, bytes, head.ttl))
                 .await
                 .is_ok()
             {
-                tracing::trace!("response stored");
+                telemetry::stored(&rule);
             }
             // Only now may a new miss lead: the entry is in the store.
             drop(leader);
-        });
+        }));
     })
 }
 
@@ -492,9 +576,10 @@ where
     if !tags.is_empty()
         && let Err(err) = invalidator.invalidate(&tags).await
     {
-        tracing::error!(error = %err, tags = ?tags, "invalidation after a successful write failed; entries stay until their TTL");
+        telemetry::invalidation_failed(&err, &tags);
         status = Reason::InvalidationFailed;
     }
+    telemetry::bypass(&plan.rule, status.as_str());
     Ok(with_status(res.map(ResponseBody::inner), status.header()))
 }
 

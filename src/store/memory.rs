@@ -163,10 +163,16 @@ impl MemoryStore {
         self.inner.entries.weighted_size()
     }
 
-    fn seeded(&self, key: String) -> Version {
+    /// The version under `key`, seeded when missing. The read comes first
+    /// because it is the common case and cheaper than an entry operation
+    /// (no owned key, no insertion lock).
+    fn seeded(&self, key: &str) -> Version {
+        if let Some(v) = self.inner.versions.get(key) {
+            return v;
+        }
         self.inner
             .versions
-            .entry(key)
+            .entry(key.to_owned())
             .or_insert_with(Version::random)
             .into_value()
     }
@@ -191,9 +197,13 @@ impl std::fmt::Debug for MemoryStore {
 impl Store for MemoryStore {
     async fn lookup<'a>(&'a self, key: &'a FragmentedKey) -> Result<Lookup, Error> {
         let mut versions = Vec::with_capacity(key.tags().len() + 1);
-        versions.push(self.seeded(self.inner.epoch_key.clone()));
+        versions.push(self.seeded(&self.inner.epoch_key));
+        // One buffer for every version key of this lookup.
+        let mut buf = String::with_capacity(128);
         for tag in key.tags() {
-            versions.push(self.seeded(key::version_key(&self.inner.prefix, tag)));
+            buf.clear();
+            key::write_version_key(&mut buf, &self.inner.prefix, tag);
+            versions.push(self.seeded(&buf));
         }
         let entry_key = EntryKey::new(&self.inner.entry_prefix, key, &versions);
         let entry = self

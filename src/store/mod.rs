@@ -9,7 +9,8 @@
 //!
 //! - [`lookup`](Store::lookup) returns the current versions, seeding missing
 //!   ones with fresh random tokens (only if still absent), and the entry under
-//!   the derived key, if any. On Redis this is one round trip.
+//!   the derived key, if any. On Redis this is one round trip (two when a
+//!   version has to be seeded).
 //! - [`put`](Store::put) stores entry bytes under a key with a TTL.
 //! - [`bump`](Store::bump) replaces the versions of N tags at once (one round
 //!   trip on Redis) with fresh random tokens: no read-modify-write, no lost
@@ -21,9 +22,11 @@ use std::{fmt, future::Future, time::Duration};
 
 use bytes::Bytes;
 
+pub(crate) use crate::telemetry::Op;
 use crate::{
     Error,
     key::{FragmentedKey, Tag, Version},
+    telemetry::StoreTimer,
 };
 
 pub mod entry;
@@ -41,14 +44,20 @@ pub use self::redis::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RedisStore, RedisStoreBuilder,
 };
 
-/// Runs a store call under a deadline; past it, a timeout [`Error`].
+/// Runs a store call under a deadline; past it, a timeout [`Error`]. Every
+/// store call of the crate goes through here, so this is where their
+/// duration, failures and invalidations are recorded.
 pub(crate) async fn deadline<T>(
+    op: Op,
     timeout: Duration,
     call: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
-    tokio::time::timeout(timeout, call)
+    let timer = StoreTimer::start();
+    let result = tokio::time::timeout(timeout, call)
         .await
-        .unwrap_or_else(|_| Err(Error::timeout()))
+        .unwrap_or_else(|_| Err(Error::timeout()));
+    timer.finish(op, &result);
+    result
 }
 
 /// Default prefix of every store key.
@@ -62,10 +71,11 @@ pub const DEFAULT_VERSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub struct EntryKey(String);
 
 impl EntryKey {
+    #[cfg_attr(not(any(feature = "memory", feature = "redis")), allow(dead_code))]
     pub(crate) fn new(prefix_e: &str, key: &FragmentedKey, versions: &[Version]) -> Self {
         let mut s = String::with_capacity(prefix_e.len() + 105);
         s.push_str(prefix_e);
-        s.push_str(&key.entry_id(versions));
+        key.write_entry_id(&mut s, versions);
         Self(s)
     }
 
@@ -131,4 +141,54 @@ pub trait Store: Clone + Send + Sync + 'static {
         &'a self,
         tags: &'a [Tag],
     ) -> impl Future<Output = Result<Vec<Option<Version>>, Error>> + Send + 'a;
+
+    /// Takes the lease on computing the entry under `key` for `ttl`, for
+    /// fleet-wide single-flight ([`CacheRule::lease`](crate::CacheRule::lease)):
+    /// `Some` when this caller holds it now, `None` while another holds it.
+    ///
+    /// A store that only one process uses has nothing to coordinate: the
+    /// default grants every lease (in-process single-flight already runs
+    /// one inner call per key). [`RedisStore`] takes it with `SET NX PX`.
+    fn acquire_lease<'a>(
+        &'a self,
+        key: &'a EntryKey,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<Lease>, Error>> + Send + 'a {
+        let _ = (key, ttl);
+        std::future::ready(Ok(Some(Lease::local())))
+    }
+
+    /// Gives a lease back early, if this holder still holds it (a lease that
+    /// ran out and was taken by another stays theirs).
+    fn release_lease(&self, lease: Lease) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+        let _ = lease;
+        std::future::ready(Ok(()))
+    }
+}
+
+/// A held lease on computing one entry (see [`Store::acquire_lease`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The store key of the lease and the holder's token; `None` for a
+    /// lease that needs no release.
+    held: Option<(String, Version)>,
+}
+
+impl Lease {
+    /// A lease that coordinates nothing (a single-process store).
+    pub fn local() -> Self {
+        Self { held: None }
+    }
+
+    /// A lease kept under `key` with this holder's `token`.
+    pub fn held(key: String, token: Version) -> Self {
+        Self {
+            held: Some((key, token)),
+        }
+    }
+
+    /// The store key and token, if the lease lives in the store.
+    pub fn parts(&self) -> Option<(&str, &Version)> {
+        self.held.as_ref().map(|(k, t)| (k.as_str(), t))
+    }
 }

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tower_tagged_cache::RedisStore;
+use tower_tagged_cache::{RedisStore, store::RedisStoreBuilder};
 
 pub mod origin;
 
@@ -182,12 +182,27 @@ impl Redis {
 
     /// A store on this server with the test's own prefix.
     pub async fn store(&self) -> RedisStore {
-        RedisStore::builder(self.url())
-            .prefix(self.prefix.clone())
-            .command_timeout(Duration::from_millis(300))
+        self.builder()
             .connect()
             .await
             .unwrap_or_else(|e| panic!("cannot connect to Redis at {}: {e}", self.url))
+    }
+
+    /// The same store through a bb8 pool of at most `max_size` connections.
+    #[cfg(feature = "bb8")]
+    pub async fn bb8_store(&self, max_size: u32) -> RedisStore {
+        self.builder()
+            .bb8_pool(max_size)
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect a bb8 pool to Redis at {}: {e}", self.url))
+    }
+
+    /// The settings of [`store`](Self::store), not yet connected.
+    pub fn builder(&self) -> RedisStoreBuilder {
+        RedisStore::builder(self.url())
+            .prefix(self.prefix.clone())
+            .command_timeout(Duration::from_millis(300))
     }
 
     /// A plain connection for checks behind the store's back.
@@ -313,6 +328,63 @@ fn ping(port: u16) -> bool {
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
+/// The port of a `redis://host:port/` URL.
+pub fn port_of(url: &str) -> u16 {
+    url.trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {url}"))
+}
+
+/// A `MONITOR` connection: every command the server runs, one line each.
+/// Commands a script runs inside Redis are marked ` [0 lua] `; commands from
+/// clients carry the client's address.
+pub struct Monitor {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>,
+}
+
+impl Monitor {
+    pub async fn start(redis: &Redis) -> Self {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port_of(redis.url())))
+            .await
+            .expect("connect for MONITOR");
+        tcp.write_all(b"MONITOR\r\n").await.expect("MONITOR");
+        let mut lines = tokio::io::BufReader::new(tcp).lines();
+        let ok = lines.next_line().await.expect("MONITOR reply");
+        assert_eq!(ok.as_deref(), Some("+OK"));
+        Self { lines }
+    }
+
+    /// Lines up to (not including) the command that carries `sentinel`.
+    pub async fn until(&mut self, sentinel: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(5), self.lines.next_line())
+                .await
+                .expect("MONITOR went quiet before the sentinel")
+                .expect("MONITOR read")
+                .expect("MONITOR closed");
+            if line.contains(sentinel) {
+                return out;
+            }
+            out.push(line);
+        }
+    }
+}
+
+/// The command name (lower case) of a `MONITOR` line sent by a client;
+/// `None` for a command a script ran inside Redis.
+pub fn monitor_client_command(line: &str) -> Option<String> {
+    if line.contains(" [0 lua] ") {
+        return None;
+    }
+    let (_, rest) = line.split_once("] ")?;
+    let name = rest.strip_prefix('"')?.split('"').next()?;
+    Some(name.to_ascii_lowercase())
+}
+
 /// Calls of one Redis command so far (`INFO commandstats`).
 pub async fn command_calls(conn: &mut redis::aio::MultiplexedConnection, cmd: &str) -> u64 {
     let info: String = redis::cmd("INFO")
@@ -413,7 +485,7 @@ pub mod observed {
     use tokio::sync::watch;
     use tower_tagged_cache::{
         Error, FragmentedKey, Store, Tag, Version,
-        store::{EntryKey, Lookup},
+        store::{EntryKey, Lease, Lookup},
     };
 
     #[derive(Clone)]
@@ -421,6 +493,9 @@ pub mod observed {
         pub inner: St,
         puts: watch::Sender<usize>,
         lookups: watch::Sender<usize>,
+        /// Lease attempts answered, and how many were refused.
+        leases: watch::Sender<(usize, usize)>,
+        releases: watch::Sender<usize>,
     }
 
     impl<St> Observed<St> {
@@ -429,7 +504,32 @@ pub mod observed {
                 inner,
                 puts: watch::Sender::new(0),
                 lookups: watch::Sender::new(0),
+                leases: watch::Sender::new((0, 0)),
+                releases: watch::Sender::new(0),
             }
+        }
+
+        /// Waits until `n` lease attempts were refused in total (5 s at most).
+        pub async fn refused_leases_reached(&self, n: usize) {
+            let mut rx = self.leases.subscribe();
+            tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|&(_, r)| r >= n))
+                .await
+                .unwrap_or_else(|_| panic!("refused lease #{n} never came"))
+                .expect("sender alive");
+        }
+
+        /// Waits until `n` leases were given back in total (5 s at most).
+        pub async fn releases_reached(&self, n: usize) {
+            let mut rx = self.releases.subscribe();
+            tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|&r| r >= n))
+                .await
+                .unwrap_or_else(|_| panic!("lease release #{n} never came"))
+                .expect("sender alive");
+        }
+
+        /// Lease attempts so far, and how many were refused.
+        pub fn leases(&self) -> (usize, usize) {
+            *self.leases.borrow()
         }
 
         /// Waits until `n` writes have completed in total (5 s at most).
@@ -487,6 +587,104 @@ pub mod observed {
 
         async fn versions<'a>(&'a self, tags: &'a [Tag]) -> Result<Vec<Option<Version>>, Error> {
             self.inner.versions(tags).await
+        }
+
+        async fn acquire_lease<'a>(
+            &'a self,
+            key: &'a EntryKey,
+            ttl: Duration,
+        ) -> Result<Option<Lease>, Error> {
+            let result = self.inner.acquire_lease(key, ttl).await;
+            let refused = matches!(result, Ok(None));
+            self.leases.send_modify(|(n, r)| {
+                *n += 1;
+                *r += usize::from(refused);
+            });
+            result
+        }
+
+        async fn release_lease(&self, lease: Lease) -> Result<(), Error> {
+            let result = self.inner.release_lease(lease).await;
+            self.releases.send_modify(|r| *r += 1);
+            result
+        }
+    }
+}
+
+pub mod faulty {
+    //! A mock store that only fails, to inject faults; it counts the calls
+    //! that reach it.
+    use std::{
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        time::Duration,
+    };
+
+    use bytes::Bytes;
+    use tower_tagged_cache::{
+        Error, FragmentedKey, Store, Tag, Version,
+        store::{EntryKey, Lookup},
+    };
+
+    /// How a [`Faulty`] store misbehaves.
+    #[derive(Clone, Copy, Debug)]
+    pub enum Fault {
+        /// Every call fails at once (connection refused).
+        Error,
+        /// Every call hangs forever (the caller's deadline ends it).
+        Hang,
+    }
+
+    #[derive(Clone)]
+    pub struct Faulty {
+        pub fault: Fault,
+        /// Calls that reached the store.
+        pub calls: Arc<AtomicUsize>,
+    }
+
+    impl Faulty {
+        pub fn new(fault: Fault) -> Self {
+            Self {
+                fault,
+                calls: Arc::default(),
+            }
+        }
+
+        async fn fail<T>(&self) -> Result<T, Error> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            match self.fault {
+                Fault::Error => {
+                    let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+                    Err(Error::from(redis::RedisError::from(refused)))
+                }
+                Fault::Hang => std::future::pending().await,
+            }
+        }
+    }
+
+    impl Store for Faulty {
+        async fn lookup<'a>(&'a self, _: &'a FragmentedKey) -> Result<Lookup, Error> {
+            self.fail().await
+        }
+        async fn put(&self, _: EntryKey, _: Bytes, _: Duration) -> Result<(), Error> {
+            self.fail().await
+        }
+        async fn delete(&self, _: EntryKey) -> Result<(), Error> {
+            self.fail().await
+        }
+        async fn bump<'a>(&'a self, _: &'a [Tag]) -> Result<(), Error> {
+            self.fail().await
+        }
+        async fn epoch(&self) -> Result<Option<Version>, Error> {
+            self.fail().await
+        }
+        async fn bump_epoch(&self) -> Result<(), Error> {
+            self.fail().await
+        }
+        async fn versions<'a>(&'a self, _: &'a [Tag]) -> Result<Vec<Option<Version>>, Error> {
+            self.fail().await
         }
     }
 }
