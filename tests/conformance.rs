@@ -31,11 +31,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
-    net::TcpStream,
-    task::JoinSet,
-};
+use tokio::task::JoinSet;
 use tower_tagged_cache::{
     FragmentedKey, MemoryStore, RedisStore, Store, Tag, Version,
     store::{EntryKey, Lookup},
@@ -972,48 +968,6 @@ async fn slow_writer_is_unreachable<B: Backend>(b: B) {
 // Redis only
 // ---------------------------------------------------------------------------
 
-fn port_of(url: &str) -> u16 {
-    url.trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {url}"))
-}
-
-/// A `MONITOR` connection: every command the server runs, one line each.
-struct Monitor {
-    lines: tokio::io::Lines<BufReader<TcpStream>>,
-}
-
-impl Monitor {
-    async fn start(redis: &Redis) -> Self {
-        let mut tcp = TcpStream::connect(("127.0.0.1", port_of(redis.url())))
-            .await
-            .expect("connect for MONITOR");
-        tcp.write_all(b"MONITOR\r\n").await.expect("MONITOR");
-        let mut lines = BufReader::new(tcp).lines();
-        let ok = lines.next_line().await.expect("MONITOR reply");
-        assert_eq!(ok.as_deref(), Some("+OK"));
-        Self { lines }
-    }
-
-    /// Lines up to (not including) the command that carries `sentinel`.
-    async fn until(&mut self, sentinel: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        loop {
-            let line = tokio::time::timeout(Duration::from_secs(5), self.lines.next_line())
-                .await
-                .expect("MONITOR went quiet before the sentinel")
-                .expect("MONITOR read")
-                .expect("MONITOR closed");
-            if line.contains(sentinel) {
-                return out;
-            }
-            out.push(line);
-        }
-    }
-}
-
 async fn client_addr(conn: &mut impl redis::aio::ConnectionLike) -> String {
     let info: String = redis::cmd("CLIENT")
         .arg("INFO")
@@ -1065,7 +1019,7 @@ async fn lookup_is_one_round_trip(redis: &Redis, store: &RedisStore, store_addr:
     let evalsha = support::command_calls(&mut raw, "evalsha").await;
     let eval = support::command_calls(&mut raw, "eval").await;
     let load = support::command_calls(&mut raw, "script|load").await;
-    let mut monitor = Monitor::start(redis).await;
+    let mut monitor = support::Monitor::start(redis).await;
 
     let hit = lookup(store, &k).await;
 
