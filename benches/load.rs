@@ -105,41 +105,21 @@ impl Args {
             client_threads: 1,
             only: Vec::new(),
         };
+        fn number<T: std::str::FromStr>(name: &str, v: Option<String>) -> Result<T, String> {
+            let v = v.ok_or_else(|| format!("{name} needs a value"))?;
+            v.parse().map_err(|_| format!("{name}: cannot read `{v}`"))
+        }
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
-            let mut value = |name: &str| {
-                it.next()
-                    .ok_or_else(|| format!("{name} needs a value"))
-                    .map(|v| (name.to_owned(), v))
-            };
-            let bad = |(name, v): (String, String)| format!("{name}: cannot read `{v}`");
             match arg.as_str() {
-                "--seconds" => {
-                    let (n, v) = value("--seconds")?;
-                    args.seconds = v.parse().map_err(|_| bad((n, v)))?;
-                }
-                "--rounds" => {
-                    let (n, v) = value("--rounds")?;
-                    args.rounds = v.parse().map_err(|_| bad((n, v)))?;
-                }
-                "--connections" => {
-                    let (n, v) = value("--connections")?;
-                    args.connections = v.parse().map_err(|_| bad((n, v)))?;
-                }
-                "--ids" => {
-                    let (n, v) = value("--ids")?;
-                    args.ids = v.parse().map_err(|_| bad((n, v)))?;
-                }
-                "--server-threads" => {
-                    let (n, v) = value("--server-threads")?;
-                    args.server_threads = v.parse().map_err(|_| bad((n, v)))?;
-                }
-                "--client-threads" => {
-                    let (n, v) = value("--client-threads")?;
-                    args.client_threads = v.parse().map_err(|_| bad((n, v)))?;
-                }
+                "--seconds" => args.seconds = number(&arg, it.next())?,
+                "--rounds" => args.rounds = number(&arg, it.next())?,
+                "--connections" => args.connections = number(&arg, it.next())?,
+                "--ids" => args.ids = number(&arg, it.next())?,
+                "--server-threads" => args.server_threads = number(&arg, it.next())?,
+                "--client-threads" => args.client_threads = number(&arg, it.next())?,
                 "--only" => {
-                    let (_, v) = value("--only")?;
+                    let v = it.next().ok_or("--only needs a value")?;
                     for name in v.split(',') {
                         let variant = Variant::ALL
                             .into_iter()

@@ -923,7 +923,11 @@ fn gated_origin_first(
     (svc, calls, entered, release)
 }
 
-fn leased_instances(
+/// Two app servers A and B (two layers on one store, a 30 s lease on the
+/// user rule): sends `path` to A and waits until A's inner call runs (A took
+/// the lease before calling it), then to B and waits until B was refused
+/// the lease (B now waits for A's entry).
+async fn a_leads_b_waits(
     store: &Observed<tower_tagged_cache::RedisStore>,
     origin: impl Service<
         Request<Full<Bytes>>,
@@ -933,14 +937,21 @@ fn leased_instances(
     > + Clone
     + Send
     + 'static,
-) -> (Svc, Svc) {
+    entered: &Notify,
+    path: &'static str,
+) -> (tokio::task::JoinHandle<Seen>, tokio::task::JoinHandle<Seen>) {
     let instance = || {
         let layer = TaggedCacheLayer::new(store.clone())
             .rule(user_rule().lease(Duration::from_secs(30)))
             .unwrap();
-        stack(layer, origin.clone())
+        let mut svc = stack(layer, origin.clone());
+        tokio::spawn(async move { send(&mut svc, get(path)).await })
     };
-    (instance(), instance())
+    let first = instance();
+    entered.notified().await;
+    let second = instance();
+    store.refused_leases_reached(1).await;
+    (first, second)
 }
 
 /// A miss on a second app server waits for the first one's entry instead of
@@ -950,19 +961,7 @@ async fn a_lease_makes_one_inner_call_across_app_servers() {
     let redis = support::Redis::start();
     let store = Observed::new(redis.store().await);
     let (origin, calls, entered, release) = gated_origin_first(StatusCode::OK);
-    let (a, b) = leased_instances(&store, origin);
-    let first = {
-        let mut a = a.clone();
-        tokio::spawn(async move { send(&mut a, get("/users/7")).await })
-    };
-    // A holds the lease: it took it before calling its inner service.
-    entered.notified().await;
-    let second = {
-        let mut b = b.clone();
-        tokio::spawn(async move { send(&mut b, get("/users/7")).await })
-    };
-    // B asked for the lease and was refused: it is waiting for A's entry.
-    store.refused_leases_reached(1).await;
+    let (first, second) = a_leads_b_waits(&store, origin, &entered, "/users/7").await;
     release.notify_one();
     let (first, second) = (first.await.unwrap(), second.await.unwrap());
     assert_eq!(first.body, "computed by call #1");
@@ -989,17 +988,7 @@ async fn a_lease_given_back_without_an_entry_lets_the_next_server_compute() {
     let redis = support::Redis::start();
     let store = Observed::new(redis.store().await);
     let (origin, calls, entered, release) = gated_origin_first(StatusCode::SERVICE_UNAVAILABLE);
-    let (a, b) = leased_instances(&store, origin);
-    let first = {
-        let mut a = a.clone();
-        tokio::spawn(async move { send(&mut a, get("/users/8")).await })
-    };
-    entered.notified().await;
-    let second = {
-        let mut b = b.clone();
-        tokio::spawn(async move { send(&mut b, get("/users/8")).await })
-    };
-    store.refused_leases_reached(1).await;
+    let (first, second) = a_leads_b_waits(&store, origin, &entered, "/users/8").await;
     release.notify_one();
     let first = first.await.unwrap();
     assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE);
