@@ -34,8 +34,9 @@
 //! | key | holds |
 //! |---|---|
 //! | `{prefix}:epoch` | the global epoch version |
-//! | `{prefix}:t:{name}:{instance}` | a tag's version; instances that are long or hold bytes outside `[A-Za-z0-9_.@+=,-]` are written `#` + SHA-256 hex |
+//! | `{prefix}:t:{name}:{instance}` | a tag's version; instances longer than 64 bytes or holding bytes outside `[A-Za-z0-9_.@+=,/:-]` are written `#` + SHA-256 hex |
 //! | `{prefix}:e:{digest hex}:{versions sha1 hex}` | a stored response |
+//! | `{prefix}:l:{digest hex}:{versions sha1 hex}` | a lease on computing that response ([`CacheRule::lease`](crate::CacheRule::lease)) |
 
 mod fragment;
 mod tag;
