@@ -31,10 +31,11 @@
 //! front. Redis runs as a private `redis-server` on a free loopback port.
 //!
 //! Commands per request come from `INFO commandstats` deltas over each timed
-//! slice. That count includes the commands a script runs inside Redis (the
-//! layer's lookup script runs one `MGET` and one `GET`), so a `MONITOR` sample
-//! afterwards tells which commands arrive from clients: `redis_cmds_per_hit`
-//! is the commandstats count of those commands per hit.
+//! slice. That count would include the commands a script runs inside Redis
+//! (the layer's lookup script, used when a key's versions are not the ones
+//! last seen, runs one `MGET` and one `GET`), so a `MONITOR` sample afterwards
+//! tells which commands arrive from clients: `redis_cmds_per_hit` is the
+//! commandstats count of those commands per hit.
 //!
 //! The stampede check sends 500 concurrent requests for one cold key (the
 //! origin takes 50 ms) and counts the origin's calls.

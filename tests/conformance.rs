@@ -980,8 +980,10 @@ async fn client_addr(conn: &mut impl redis::aio::ConnectionLike) -> String {
         .to_owned()
 }
 
-/// A warm lookup is one client command (`EVALSHA`); the script's own `MGET`
-/// and `GET` run server-side.
+/// A warm lookup is one client command: an `MGET` of the versions and of
+/// the entry under the versions the store last saw. Without that guess (a
+/// fresh store handle) it is one `EVALSHA`, whose `MGET` and `GET` run
+/// server-side; with a stale guess, the `MGET` and then the `EVALSHA`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_lookup_is_one_round_trip() {
     let redis = Redis::start_private();
@@ -990,11 +992,11 @@ async fn redis_lookup_is_one_round_trip() {
         .connection()
         .expect("a store built without bb8_pool has a connection manager");
     let store_addr = client_addr(&mut conn).await;
-    lookup_is_one_round_trip(&redis, &store, &store_addr).await;
+    lookup_is_one_round_trip(&redis, &store, &store_addr, &redis.store().await).await;
 }
 
 /// Through a bb8 pool too: checking a connection out sends nothing (no
-/// `PING`), so a warm lookup is still the one `EVALSHA`.
+/// `PING`), so a warm lookup is still one command.
 #[cfg(feature = "bb8")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bb8_lookup_is_one_round_trip() {
@@ -1003,53 +1005,62 @@ async fn bb8_lookup_is_one_round_trip() {
     let store = redis.bb8_store(1).await;
     let pool = store.pool().expect("a bb8 store has a pool");
     let store_addr = client_addr(&mut *pool.get().await.expect("pooled connection")).await;
-    lookup_is_one_round_trip(&redis, &store, &store_addr).await;
+    lookup_is_one_round_trip(&redis, &store, &store_addr, &redis.bb8_store(1).await).await;
 }
 
-/// Watches one warm lookup of `store` (whose connection has `store_addr`)
-/// with `MONITOR`.
-async fn lookup_is_one_round_trip(redis: &Redis, store: &RedisStore, store_addr: &str) {
+/// What one `call` sends to Redis, seen with `MONITOR`: the client commands
+/// (whole lines) and the commands scripts ran (names).
+async fn watch<T>(redis: &Redis, call: impl Future<Output = T>) -> (T, Vec<String>, Vec<String>) {
     let mut raw = redis.raw().await;
-    let (u, o) = (tag("User:42"), tag("Org:7"));
-    let k = key("profile", [&u, &o]);
-    // Warm: the script is loaded and the versions are seeded.
-    let l = lookup(store, &k).await;
-    put(store, &l, payload("warm")).await;
-
-    let evalsha = support::command_calls(&mut raw, "evalsha").await;
-    let eval = support::command_calls(&mut raw, "eval").await;
-    let load = support::command_calls(&mut raw, "script|load").await;
     let mut monitor = support::Monitor::start(redis).await;
-
-    let hit = lookup(store, &k).await;
-
+    let out = call.await;
     redis::cmd("ECHO")
         .arg("conformance-sentinel")
         .query_async::<String>(&mut raw)
         .await
         .expect("ECHO");
     let seen = monitor.until("conformance-sentinel").await;
-    assert_eq!(hit.entry, Some(payload("warm")));
+    let (script, client): (Vec<String>, Vec<String>) =
+        seen.into_iter().partition(|l| l.contains(" [0 lua] "));
+    let script = script
+        .iter()
+        .filter_map(|l| l.split(" [0 lua] ").nth(1))
+        .filter_map(|rest| rest.split('"').nth(1))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    (out, client, script)
+}
 
-    let (script, client): (Vec<&String>, Vec<&String>) =
-        seen.iter().partition(|l| l.contains(" [0 lua] "));
+/// The command name and the number of words of a `MONITOR` line.
+fn command_of(line: &str) -> (String, usize) {
+    let name = support::monitor_client_command(line).unwrap_or_default();
+    (name, line.matches("\" \"").count() + 1)
+}
+
+/// Watches warm lookups of `store` (whose connection has `store_addr`) and
+/// of `fresh`, a second handle on the same keys that has seen nothing yet.
+async fn lookup_is_one_round_trip(
+    redis: &Redis,
+    store: &RedisStore,
+    store_addr: &str,
+    fresh: &RedisStore,
+) {
+    let (u, o) = (tag("User:42"), tag("Org:7"));
+    let k = key("profile", [&u, &o]);
+    // Warm: the script is loaded and the versions are seeded.
+    let l = lookup(store, &k).await;
+    put(store, &l, payload("warm")).await;
+
+    let (hit, client, script) = watch(redis, lookup(store, &k)).await;
+    assert_eq!(hit.entry, Some(payload("warm")));
+    assert_eq!(hit.versions, l.versions);
+    assert_eq!(hit.entry_key, l.entry_key);
+    assert_eq!(client.len(), 1, "one lookup sent {client:#?}");
+    // MGET, the epoch, 2 tags and the entry.
     assert_eq!(
-        client.len(),
-        1,
-        "one lookup sent {} client commands: {client:#?}",
-        client.len()
-    );
-    assert!(
-        client[0].to_ascii_lowercase().contains("\"evalsha\""),
-        "the one command is not EVALSHA: {}",
-        client[0]
-    );
-    // EVALSHA, its SHA, the key count, 3 keys (epoch and 2 tags), the entry
-    // prefix and the version TTL: a warm lookup carries no candidates.
-    let words = client[0].matches("\" \"").count() + 1;
-    assert_eq!(
-        words, 8,
-        "a warm lookup sends more than it needs: {}",
+        command_of(&client[0]),
+        ("mget".to_owned(), 5),
+        "{}",
         client[0]
     );
     assert!(
@@ -1057,23 +1068,33 @@ async fn lookup_is_one_round_trip(redis: &Redis, store: &RedisStore, store_addr:
         "the command came from another connection than the store's: {}",
         client[0]
     );
-    let script_cmds: Vec<String> = script
-        .iter()
-        .filter_map(|l| l.split(" [0 lua] ").nth(1))
-        .filter_map(|rest| rest.split('"').nth(1))
-        .map(str::to_ascii_lowercase)
-        .collect();
+    assert!(script.is_empty(), "{script:?}");
+
+    // No guess yet: the script, without version candidates.
+    let (hit, client, script) = watch(redis, lookup(fresh, &k)).await;
+    assert_eq!(hit.entry, Some(payload("warm")));
+    assert_eq!(hit.versions, l.versions);
+    assert_eq!(client.len(), 1, "one lookup sent {client:#?}");
+    // EVALSHA, its SHA, the key count, 3 keys, the entry prefix, the TTL.
+    assert_eq!(
+        command_of(&client[0]),
+        ("evalsha".to_owned(), 8),
+        "{}",
+        client[0]
+    );
     assert!(
-        script_cmds.iter().any(|c| c == "get"),
-        "the entry read is not inside the script: {script_cmds:?}"
+        script.iter().any(|c| c == "get"),
+        "the entry read is not inside the script: {script:?}"
     );
 
-    assert_eq!(
-        support::command_calls(&mut raw, "evalsha").await,
-        evalsha + 1
-    );
-    assert_eq!(support::command_calls(&mut raw, "eval").await, eval);
-    assert_eq!(support::command_calls(&mut raw, "script|load").await, load);
+    // A bump the store did not see: its guess is stale, so the MGET is
+    // followed by the script, and the lookup finds the new versions.
+    store.bump(std::slice::from_ref(&u)).await.unwrap();
+    let (after, client, _) = watch(redis, lookup(fresh, &k)).await;
+    assert_eq!(after.entry, None);
+    assert_ne!(after.versions, l.versions);
+    let names: Vec<String> = client.iter().map(|l| command_of(l).0).collect();
+    assert_eq!(names, ["mget", "evalsha"], "{client:#?}");
 }
 
 /// After `SCRIPT FLUSH` a lookup reloads the script and still works.
@@ -1094,6 +1115,8 @@ async fn redis_noscript_recovery() {
         .expect("SCRIPT FLUSH");
     let load = support::command_calls(&mut raw, "script|load").await;
 
+    // A fresh handle has no guess of the versions: it needs the script.
+    let store = redis.store().await;
     let after = lookup(&store, &k).await;
     assert_eq!(
         after.entry,

@@ -9,8 +9,9 @@
 //!
 //! - [`lookup`](Store::lookup) returns the current versions, seeding missing
 //!   ones with fresh random tokens (only if still absent), and the entry under
-//!   the derived key, if any. On Redis this is one round trip (two when a
-//!   version has to be seeded).
+//!   the derived key, if any. On Redis this is one round trip: one `MGET`
+//!   when the versions are the ones this process saw last, else one script
+//!   call (one more round trip after a bump elsewhere, or to seed).
 //! - [`put`](Store::put) stores entry bytes under a key with a TTL.
 //! - [`bump`](Store::bump) replaces the versions of N tags at once (one round
 //!   trip on Redis) with fresh random tokens: no read-modify-write, no lost
