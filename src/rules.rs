@@ -68,6 +68,9 @@ pub struct CacheRule {
     lease: Option<Duration>,
 }
 
+/// The longest lease a rule takes.
+const MAX_LEASE: Duration = Duration::from_secs(3600);
+
 /// Which statuses a rule may store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Statuses {
@@ -265,11 +268,17 @@ impl CacheRule {
     /// lease is given back without an entry (the response was not
     /// storable) or runs out (the holder died or hangs).
     ///
-    /// Within one process misses are coalesced anyway; the lease adds two
-    /// store commands to a miss (take and give back) and none to a hit. Set
-    /// `ttl` a little above how long the route takes to answer. Bounded by
-    /// the layer's [`single_flight_wait`](crate::TaggedCacheLayer::single_flight_wait)
-    /// when that is shorter.
+    /// Within one process misses are coalesced anyway; the lease adds three
+    /// store commands to a miss (take it, look once more, give it back) and
+    /// none to a hit. Set `ttl` a little above how long the route takes to
+    /// answer (at most one hour). A waiter waits no longer than `ttl`, nor
+    /// than half the layer's
+    /// [`single_flight_wait`](crate::TaggedCacheLayer::single_flight_wait),
+    /// which leaves its own followers time to be served. Requests that carry
+    /// `Authorization` (on a rule that does not vary on it) take no lease:
+    /// what they get is rarely storable. Variants of a learned `Vary` share
+    /// one lease, so a waiter may find the other variant stored and then
+    /// compute its own.
     ///
     /// ```
     /// use std::time::Duration;
@@ -282,7 +291,7 @@ impl CacheRule {
     /// # let _ = rule;
     /// ```
     pub fn lease(mut self, ttl: Duration) -> Self {
-        self.lease = (!ttl.is_zero()).then_some(ttl);
+        self.lease = (!ttl.is_zero()).then_some(ttl.min(MAX_LEASE));
         self
     }
 

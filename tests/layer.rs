@@ -926,7 +926,7 @@ fn gated_origin_first(
 /// Two app servers A and B (two layers on one store, a 30 s lease on the
 /// user rule): sends `path` to A and waits until A's inner call runs (A took
 /// the lease before calling it), then to B and waits until B was refused
-/// the lease (B now waits for A's entry).
+/// the lease (B now waits for A's entry). Also returns B.
 async fn a_leads_b_waits(
     store: &Observed<tower_tagged_cache::RedisStore>,
     origin: impl Service<
@@ -939,19 +939,24 @@ async fn a_leads_b_waits(
     + 'static,
     entered: &Notify,
     path: &'static str,
-) -> (tokio::task::JoinHandle<Seen>, tokio::task::JoinHandle<Seen>) {
+) -> (
+    tokio::task::JoinHandle<Seen>,
+    tokio::task::JoinHandle<Seen>,
+    Svc,
+) {
     let instance = || {
         let layer = TaggedCacheLayer::new(store.clone())
             .rule(user_rule().lease(Duration::from_secs(30)))
             .unwrap();
-        let mut svc = stack(layer, origin.clone());
-        tokio::spawn(async move { send(&mut svc, get(path)).await })
+        stack(layer, origin.clone())
     };
-    let first = instance();
+    let run = |mut svc: Svc| tokio::spawn(async move { send(&mut svc, get(path)).await });
+    let (a, b) = (instance(), instance());
+    let first = run(a);
     entered.notified().await;
-    let second = instance();
+    let second = run(b.clone());
     store.refused_leases_reached(1).await;
-    (first, second)
+    (first, second, b)
 }
 
 /// A miss on a second app server waits for the first one's entry instead of
@@ -961,7 +966,7 @@ async fn a_lease_makes_one_inner_call_across_app_servers() {
     let redis = support::Redis::start();
     let store = Observed::new(redis.store().await);
     let (origin, calls, entered, release) = gated_origin_first(StatusCode::OK);
-    let (first, second) = a_leads_b_waits(&store, origin, &entered, "/users/7").await;
+    let (first, second, _) = a_leads_b_waits(&store, origin, &entered, "/users/7").await;
     release.notify_one();
     let (first, second) = (first.await.unwrap(), second.await.unwrap());
     assert_eq!(first.body, "computed by call #1");
@@ -988,7 +993,7 @@ async fn a_lease_given_back_without_an_entry_lets_the_next_server_compute() {
     let redis = support::Redis::start();
     let store = Observed::new(redis.store().await);
     let (origin, calls, entered, release) = gated_origin_first(StatusCode::SERVICE_UNAVAILABLE);
-    let (first, second) = a_leads_b_waits(&store, origin, &entered, "/users/8").await;
+    let (first, second, _) = a_leads_b_waits(&store, origin, &entered, "/users/8").await;
     release.notify_one();
     let first = first.await.unwrap();
     assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE);
@@ -1027,4 +1032,43 @@ async fn hits_and_lease_free_rules_take_no_lease() {
     let hit = send(&mut leased, get("/users/9")).await;
     assert_eq!(hit.cache_status(), "tower-tagged-cache; hit");
     assert_eq!(store.leases(), (1, 0), "a hit takes no lease");
+}
+
+/// When the request leading on one app server goes away while it waits for
+/// another server's lease, its followers do not all call the origin: one of
+/// them leads and waits in its place, and all are served the entry the
+/// lease holder stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_of_a_cancelled_lease_waiter_keep_waiting() {
+    let redis = support::Redis::start();
+    let store = Observed::new(redis.store().await);
+    let (origin, calls, entered, release) = gated_origin_first(StatusCode::OK);
+    let (first, waiter, b) = a_leads_b_waits(&store, origin, &entered, "/users/10").await;
+    // Three more requests on B: they follow B's waiting leader.
+    let before = store.lookups();
+    let mut followers = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let mut b = b.clone();
+        followers.spawn(async move { send(&mut b, get("/users/10")).await });
+    }
+    // Their lookups are done; joining the flight follows at once. (The
+    // waiting leader's own checks count as lookups too, so give the
+    // followers a moment: with or without it, every outcome but one inner
+    // call is a failure.)
+    store.lookups_reached(before + 3).await;
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    waiter.abort();
+    release.notify_one();
+    assert_eq!(first.await.unwrap().body, "computed by call #1");
+    for seen in followers.join_all().await {
+        assert_eq!(seen.status, StatusCode::OK);
+        assert_eq!(seen.body, "computed by call #1", "{}", seen.cache_status());
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one inner call in the fleet"
+    );
 }

@@ -86,12 +86,25 @@ pub(crate) struct LeaseGuard<St: Store> {
 }
 
 impl<St: Store> LeaseGuard<St> {
+    /// Guards `lease` from before it is asked for: dropped at any point
+    /// (an acquire that timed out, a cancelled request, the entry stored),
+    /// it gives the lease back, which is a no-op where its token does not
+    /// hold it.
     pub(crate) fn new(store: St, lease: Lease, timeout: std::time::Duration) -> Self {
         Self {
             store,
             lease: Some(lease),
             timeout,
         }
+    }
+
+    pub(crate) fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
+    }
+
+    /// Another holds the lease: nothing to give back.
+    pub(crate) fn disarm(mut self) {
+        self.lease = None;
     }
 }
 

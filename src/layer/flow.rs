@@ -158,22 +158,35 @@ where
         && !plan.policy.no_store
         && !shared.flight_wait.is_zero()
     {
-        match shared.flights.join(lookup.entry_key.as_str()) {
-            Role::Lead(l) => leader = Some(l),
-            Role::Follow(rx) => {
-                telemetry::single_flight_join(&plan.rule.telemetry);
-                if let Some(entry) = flight::follow(rx, shared.flight_wait).await
-                    && shareable(req.headers(), &plan, &entry)
-                {
-                    telemetry::coalesced(&plan.rule.telemetry);
-                    let coalesced =
-                        HeaderValue::from_static("tower-tagged-cache; hit; detail=coalesced");
-                    return Ok(answer(
-                        (*entry).clone(),
-                        req.headers(),
-                        req.method(),
-                        coalesced,
-                    ));
+        let until = tokio::time::Instant::now() + shared.flight_wait;
+        loop {
+            match shared.flights.join(lookup.entry_key.as_str()) {
+                Role::Lead(l) => {
+                    leader = Some(l);
+                    break;
+                }
+                Role::Follow(rx) => {
+                    telemetry::single_flight_join(&plan.rule.telemetry);
+                    let wait = until.saturating_duration_since(tokio::time::Instant::now());
+                    if let Some(entry) = flight::follow(rx, wait).await
+                        && shareable(req.headers(), &plan, &entry)
+                    {
+                        telemetry::coalesced(&plan.rule.telemetry);
+                        let coalesced =
+                            HeaderValue::from_static("tower-tagged-cache; hit; detail=coalesced");
+                        return Ok(answer(
+                            (*entry).clone(),
+                            req.headers(),
+                            req.method(),
+                            coalesced,
+                        ));
+                    }
+                    // The leader gave up (its client went away, its response
+                    // was not stored): one of its followers leads now, the
+                    // others follow that one, until the wait is over.
+                    if tokio::time::Instant::now() >= until {
+                        break;
+                    }
                 }
             }
         }
@@ -196,9 +209,11 @@ where
         }
         // Fleet-wide single-flight, for rules that ask for it: the local
         // leader takes the store's lease, or waits for the entry another
-        // app server is computing.
+        // app server is computing. Requests whose response would rarely be
+        // shareable (Authorization) take no lease.
         if let Some(leader) = &mut leader
             && let Some(ttl) = plan.rule.lease
+            && !plan.policy.authorized
         {
             match fleet(&shared, &plan, &lookup.entry_key, ttl).await {
                 Fleet::Lead(lease) => leader.hold(lease),
@@ -314,16 +329,10 @@ async fn recheck<St: Store>(
     plan: &CacheRequest,
     entry_key: &EntryKey,
 ) -> Option<CachedResponse> {
-    let again = shared
-        .guarded(Op::Lookup, shared.store.lookup(&plan.key))
-        .await
-        .ok()?;
-    if again.entry_key != *entry_key {
-        return None;
+    match look_again(shared, plan, entry_key).await {
+        Again::Usable(entry) => Some(*entry),
+        Again::Moved | Again::Nothing => None,
     }
-    let entry = CachedResponse::decode(again.entry?)?;
-    policy::usable_without_origin(&entry, &plan.rule, policy::now_ms(), &plan.policy)
-        .then_some(entry)
 }
 
 /// What a local leader does on a rule with a fleet-wide lease.
@@ -338,29 +347,41 @@ enum Fleet<St: Store> {
 }
 
 /// Takes the lease on `key`, or, while another app server holds it, waits
-/// for its entry (checking the store with a backoff from 2 to 50 ms) until
-/// the lease is free again or the layer's single-flight wait is over.
+/// for its entry (checking the store with a backoff from 2 to 50 ms), for at
+/// most the lease TTL and half the layer's single-flight wait (the other
+/// half is for this process's followers to be served).
 async fn fleet<St: Store>(
     shared: &Shared<St>,
     plan: &CacheRequest,
     key: &EntryKey,
     ttl: std::time::Duration,
 ) -> Fleet<St> {
-    let until = tokio::time::Instant::now() + shared.flight_wait;
+    let until = tokio::time::Instant::now() + ttl.min(shared.flight_wait / 2);
     let mut pause = std::time::Duration::from_millis(2);
     loop {
+        // Guarded before it is asked for: if the acquire times out after
+        // reaching the store, or this request goes away, it is given back.
+        let guard = LeaseGuard::new(
+            shared.store.clone(),
+            shared.store.new_lease(key),
+            shared.store_timeout,
+        );
+        let Some(lease) = guard.lease() else {
+            return Fleet::Alone;
+        };
         match shared
-            .guarded(Op::AcquireLease, shared.store.acquire_lease(key, ttl))
+            .guarded(Op::AcquireLease, shared.store.acquire_lease(lease, ttl))
             .await
         {
-            Ok(Some(lease)) => {
-                return Fleet::Lead(LeaseGuard::new(
-                    shared.store.clone(),
-                    lease,
-                    shared.store_timeout,
-                ));
+            Ok(true) => {
+                // The last holder may have stored the entry and let go
+                // between our last look and now.
+                return match look_again(shared, plan, key).await {
+                    Again::Usable(entry) => Fleet::Served(entry),
+                    _ => Fleet::Lead(guard),
+                };
             }
-            Ok(None) => {}
+            Ok(false) => guard.disarm(),
             Err(_) => return Fleet::Alone,
         }
         if tokio::time::Instant::now() + pause > until {
@@ -368,9 +389,46 @@ async fn fleet<St: Store>(
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_millis(50));
-        if let Some(entry) = recheck(shared, plan, key).await {
-            return Fleet::Served(Box::new(entry));
+        match look_again(shared, plan, key).await {
+            Again::Usable(entry) => return Fleet::Served(entry),
+            // A tag was bumped meanwhile: what the holder computes is for a
+            // key no one reads any more.
+            Again::Moved => return Fleet::Alone,
+            Again::Nothing => {}
         }
+    }
+}
+
+/// What a second look at an entry key found.
+enum Again {
+    Usable(Box<CachedResponse>),
+    /// The versions changed: the key is not the current one any more.
+    Moved,
+    Nothing,
+}
+
+async fn look_again<St: Store>(shared: &Shared<St>, plan: &CacheRequest, key: &EntryKey) -> Again {
+    let Ok(again) = shared
+        .guarded(Op::Lookup, shared.store.lookup(&plan.key))
+        .await
+    else {
+        return Again::Nothing;
+    };
+    if again.entry_key != *key {
+        return Again::Moved;
+    }
+    match again.entry.and_then(CachedResponse::decode) {
+        Some(entry)
+            if policy::usable_without_origin(
+                &entry,
+                &plan.rule,
+                policy::now_ms(),
+                &plan.policy,
+            ) =>
+        {
+            Again::Usable(Box::new(entry))
+        }
+        _ => Again::Nothing,
     }
 }
 

@@ -143,23 +143,35 @@ pub trait Store: Clone + Send + Sync + 'static {
         tags: &'a [Tag],
     ) -> impl Future<Output = Result<Vec<Option<Version>>, Error>> + Send + 'a;
 
-    /// Takes the lease on computing the entry under `key` for `ttl`, for
-    /// fleet-wide single-flight ([`CacheRule::lease`](crate::CacheRule::lease)):
-    /// `Some` when this caller holds it now, `None` while another holds it.
+    /// A new lease on computing the entry under `key`, for fleet-wide
+    /// single-flight ([`CacheRule::lease`](crate::CacheRule::lease)): the
+    /// store key it will live under and a fresh token naming its holder. It
+    /// is not taken yet: that is [`acquire_lease`](Self::acquire_lease).
+    /// Choosing the token first lets a caller whose acquire timed out (it
+    /// may have reached the store) still give the lease back.
     ///
     /// A store that only one process uses has nothing to coordinate: the
-    /// default grants every lease (in-process single-flight already runs
-    /// one inner call per key). [`RedisStore`] takes it with `SET NX PX`.
-    fn acquire_lease<'a>(
-        &'a self,
-        key: &'a EntryKey,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<Option<Lease>, Error>> + Send + 'a {
-        let _ = (key, ttl);
-        std::future::ready(Ok(Some(Lease::local())))
+    /// defaults grant every lease (in-process single-flight already makes one
+    /// inner call per key). [`RedisStore`] keeps leases with `SET NX PX`. A
+    /// store that wraps another must forward these three methods, or fleet
+    /// single-flight silently stops coordinating.
+    fn new_lease(&self, key: &EntryKey) -> Lease {
+        let _ = key;
+        Lease::local()
     }
 
-    /// Gives a lease back early, if this holder still holds it (a lease that
+    /// Takes `lease` for `ttl` if no one holds it: `true` when this caller
+    /// holds it now, `false` while another does.
+    fn acquire_lease<'a>(
+        &'a self,
+        lease: &'a Lease,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, Error>> + Send + 'a {
+        let _ = (lease, ttl);
+        std::future::ready(Ok(true))
+    }
+
+    /// Gives a lease back early, if its token still holds it (a lease that
     /// ran out and was taken by another stays theirs).
     fn release_lease(&self, lease: Lease) -> impl Future<Output = Result<(), Error>> + Send + '_ {
         let _ = lease;
@@ -167,7 +179,7 @@ pub trait Store: Clone + Send + Sync + 'static {
     }
 }
 
-/// A held lease on computing one entry (see [`Store::acquire_lease`]).
+/// A lease on computing one entry (see [`Store::new_lease`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// The store key of the lease and the holder's token; `None` for a

@@ -67,6 +67,9 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
 /// Default deadline of one connection attempt: 1 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The longest lease the store takes: one hour.
+const MAX_LEASE_MS: u64 = 3_600_000;
+
 /// How many static keys the store remembers the last versions of (about
 /// 100 bytes each, plus 16 per tag).
 const MAX_GUESSES: u64 = 50_000;
@@ -605,29 +608,33 @@ impl Store for RedisStore {
             .collect()
     }
 
-    /// `SET {prefix}:l:{entry id} <token> NX PX <ttl>`.
-    async fn acquire_lease<'a>(
-        &'a self,
-        key: &'a EntryKey,
-        ttl: Duration,
-    ) -> Result<Option<Lease>, Error> {
+    /// `{prefix}:l:{entry id}` with a random token.
+    fn new_lease(&self, key: &EntryKey) -> Lease {
         let id = key
             .as_str()
             .strip_prefix(self.inner.entry_prefix.as_str())
             .unwrap_or(key.as_str());
-        let lease_key = format!("{}:l:{id}", self.inner.prefix);
-        let token = Version::random();
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        Lease::held(format!("{}:l:{id}", self.inner.prefix), Version::random())
+    }
+
+    /// `SET <lease key> <token> NX PX <ttl>`.
+    async fn acquire_lease<'a>(&'a self, lease: &'a Lease, ttl: Duration) -> Result<bool, Error> {
+        let Some((lease_key, token)) = lease.parts() else {
+            return Ok(true);
+        };
+        let ms = u64::try_from(ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .clamp(1, MAX_LEASE_MS);
         let mut cmd = redis::cmd("SET");
-        cmd.arg(&lease_key)
+        cmd.arg(lease_key)
             .arg(token.as_bytes())
             .arg("NX")
             .arg("PX")
             .arg(ms);
         let reply: Value = self.conn.query(Request::Cmd(&cmd)).await?;
         match reply {
-            Value::Okay => Ok(Some(Lease::held(lease_key, token))),
-            Value::Nil => Ok(None),
+            Value::Okay => Ok(true),
+            Value::Nil => Ok(false),
             other => Err(Error::protocol(format!(
                 "SET NX answered {other:?}, expected OK or nil"
             ))),

@@ -554,6 +554,11 @@ pub mod observed {
         pub fn puts(&self) -> usize {
             *self.puts.borrow()
         }
+
+        /// Lookups completed so far.
+        pub fn lookups(&self) -> usize {
+            *self.lookups.borrow()
+        }
     }
 
     impl<St: Store> Store for Observed<St> {
@@ -589,13 +594,17 @@ pub mod observed {
             self.inner.versions(tags).await
         }
 
+        fn new_lease(&self, key: &EntryKey) -> Lease {
+            self.inner.new_lease(key)
+        }
+
         async fn acquire_lease<'a>(
             &'a self,
-            key: &'a EntryKey,
+            lease: &'a Lease,
             ttl: Duration,
-        ) -> Result<Option<Lease>, Error> {
-            let result = self.inner.acquire_lease(key, ttl).await;
-            let refused = matches!(result, Ok(None));
+        ) -> Result<bool, Error> {
+            let result = self.inner.acquire_lease(lease, ttl).await;
+            let refused = matches!(result, Ok(false));
             self.leases.send_modify(|(n, r)| {
                 *n += 1;
                 *r += usize::from(refused);
