@@ -134,6 +134,15 @@ impl Args {
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
+        if !(args.seconds.is_finite() && args.seconds <= 3600.0)
+            || args.rounds > 1000
+            || args.connections > 4096
+            || args.ids > 1_000_000
+        {
+            return Err(
+                "at most --seconds 3600, --rounds 1000, --connections 4096, --ids 1000000".into(),
+            );
+        }
         if args.seconds.is_nan()
             || args.seconds <= 0.0
             || args.rounds == 0
@@ -368,20 +377,28 @@ where
 /// The servers of one run, all on the server runtime.
 struct Servers {
     addrs: BTreeMap<Variant, SocketAddr>,
-    /// The layer on Redis and on memory in front of a 50 ms origin, for the
-    /// stampede check, with that origin's call counters.
-    stampede: Vec<(&'static str, SocketAddr, Arc<AtomicU64>)>,
+    /// For the stampede check: the layer in front of a 50 ms origin, on
+    /// Redis, on memory, and on two app servers sharing Redis with a lease
+    /// (`CacheRule::lease`), each with the addresses to spread the requests
+    /// over and the origin's call counter.
+    stampede: Vec<(&'static str, Vec<SocketAddr>, Arc<AtomicU64>)>,
 }
 
 async fn start_servers(redis: &Redis, args: &Args) -> Servers {
     let url = redis.url().to_owned();
     let o = Origin::new(args.ids, Duration::ZERO);
 
-    // The floor's keys hold the same bytes the origin serves.
-    let manager = redis::Client::open(url.as_str()).expect("redis url");
-    let mut floor_conn = redis::aio::ConnectionManager::new(manager)
+    let ours_redis = RedisStore::builder(url.as_str())
+        .prefix("ours")
+        .connect()
         .await
-        .expect("connect the floor to Redis");
+        .expect("connect the Redis store");
+    // The floor's GET goes through the store's own connection (same
+    // client, same TCP settings), and its keys hold the bytes the origin
+    // serves.
+    let mut floor_conn = ours_redis
+        .connection()
+        .expect("a store without bb8_pool has a ConnectionManager");
     for id in 0..args.ids {
         let _: () = redis::cmd("SET")
             .arg(floor_key(id))
@@ -391,11 +408,6 @@ async fn start_servers(redis: &Redis, args: &Args) -> Servers {
             .expect("SET a floor key");
     }
 
-    let ours_redis = RedisStore::builder(url.as_str())
-        .prefix("ours")
-        .connect()
-        .await
-        .expect("connect the Redis store");
     let bb8 = RedisStore::builder(url.as_str())
         .prefix("bb8")
         .bb8_pool(args.connections as u32)
@@ -432,27 +444,39 @@ async fn start_servers(redis: &Redis, args: &Args) -> Servers {
         addrs.insert(v, addr);
     }
 
-    let slow = Duration::from_millis(50);
-    let cold_redis = Origin::new(1, slow);
-    let cold_memory = Origin::new(1, slow);
+    let slow = |ids| Origin::new(ids, Duration::from_millis(50));
+    let store = |prefix: &'static str| {
+        RedisStore::builder(url.as_str())
+            .prefix(prefix)
+            .connect_lazy()
+            .expect("a Redis store")
+    };
+    let (cold_redis, cold_memory, cold_fleet) = (slow(1), slow(1), slow(1));
+    let fleet = store("fleet");
+    let leased = |o: Origin| {
+        let layer = TaggedCacheLayer::new(fleet.clone())
+            .rule(item_rule().lease(Duration::from_secs(5)))
+            .expect("a valid rule");
+        origin_router(o).layer(layer)
+    };
     let stampede = vec![
         (
             "redis",
-            serve(ours(
-                RedisStore::builder(url.as_str())
-                    .prefix("stampede")
-                    .connect()
-                    .await
-                    .expect("connect the Redis store"),
-                cold_redis.clone(),
-            ))
-            .await,
+            vec![serve(ours(store("stampede"), cold_redis.clone())).await],
             cold_redis.calls.clone(),
         ),
         (
             "memory",
-            serve(ours(MemoryStore::new(), cold_memory.clone())).await,
+            vec![serve(ours(MemoryStore::new(), cold_memory.clone())).await],
             cold_memory.calls.clone(),
+        ),
+        (
+            "redis-fleet-of-2",
+            vec![
+                serve(leased(cold_fleet.clone())).await,
+                serve(leased(cold_fleet.clone())).await,
+            ],
+            cold_fleet.calls.clone(),
         ),
     ];
     Servers { addrs, stampede }
@@ -780,7 +804,7 @@ fn run(args: &Args) {
     let stampede: Vec<(&str, u64)> = servers
         .stampede
         .iter()
-        .map(|(name, addr, calls)| (*name, client_rt.block_on(stampede(*addr, calls))))
+        .map(|(name, addrs, calls)| (*name, client_rt.block_on(stampede(addrs, calls))))
         .collect();
 
     print!("{}", report(&tallies, &stampede));
@@ -826,14 +850,21 @@ async fn warm(
 }
 
 /// `STAMPEDE` concurrent requests for one cold key; the origin's calls.
-async fn stampede(addr: SocketAddr, calls: &AtomicU64) -> u64 {
+async fn stampede(addrs: &[SocketAddr], calls: &AtomicU64) -> u64 {
     let before = calls.load(Ordering::SeqCst);
     let barrier = Arc::new(tokio::sync::Barrier::new(STAMPEDE));
     let mut set = JoinSet::new();
-    for _ in 0..STAMPEDE {
+    for i in 0..STAMPEDE {
         let barrier = barrier.clone();
+        let addr = addrs[i % addrs.len()];
         set.spawn(async move {
-            let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+            let tcp = TcpStream::connect(addr).await.map_err(|e| {
+                format!(
+                    "{e} ({STAMPEDE} connections, both ends in this process, need about \
+                     {} open files: see `ulimit -n`)",
+                    2 * STAMPEDE + 100
+                )
+            })?;
             let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
                 .await
                 .map_err(|e| e.to_string())?;

@@ -1394,3 +1394,22 @@ async fn memory_grants_every_lease() {
     assert!(store.acquire_lease(&lease, ttl).await.unwrap());
     assert!(store.acquire_lease(&lease, ttl).await.unwrap());
 }
+
+/// A store with Nagle's algorithm on (`tcp_nodelay(false)`) behaves the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_without_nodelay_round_trips() {
+    let redis = Redis::start();
+    let store = redis
+        .builder()
+        .tcp_nodelay(false)
+        .connect()
+        .await
+        .expect("connect");
+    assert!(format!("{store:?}").contains("RedisStore"));
+    let k = key("nagle", [&tag("User:5")]);
+    let l = lookup(&store, &k).await;
+    put(&store, &l, payload("with nagle")).await;
+    let again = lookup(&store, &k).await;
+    assert_eq!(again.entry, Some(payload("with nagle")));
+    assert_eq!(again.versions, l.versions);
+}
