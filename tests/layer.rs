@@ -25,6 +25,27 @@ use tower_tagged_cache::{
     tower_layer::Layer,
 };
 
+/// What the tests put behind the layer.
+trait Inner:
+    Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<T> Inner for T where
+    T: Service<
+            Request<Full<Bytes>>,
+            Response = Response<Scripted>,
+            Error = Infallible,
+            Future: Send,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 type Svc = BoxCloneService<Request<Full<Bytes>>, Response<ResponseBody<Scripted>>, Infallible>;
 
 /// What a test sees of one response.
@@ -62,13 +83,7 @@ fn get(uri: &str) -> Request<Full<Bytes>> {
 }
 
 /// Wraps an origin function with a call counter.
-fn origin<F>(
-    calls: Arc<AtomicUsize>,
-    f: F,
-) -> impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send>
-+ Clone
-+ Send
-+ 'static
+fn origin<F>(calls: Arc<AtomicUsize>, f: F) -> impl Inner
 where
     F: Fn(Request<Full<Bytes>>, usize) -> Response<Scripted> + Clone + Send + Sync + 'static,
 {
@@ -79,17 +94,7 @@ where
     })
 }
 
-fn stack<St: Store>(
-    layer: TaggedCacheLayer<St>,
-    inner: impl Service<
-        Request<Full<Bytes>>,
-        Response = Response<Scripted>,
-        Error = Infallible,
-        Future: Send,
-    > + Clone
-    + Send
-    + 'static,
-) -> Svc {
+fn stack<St: Store>(layer: TaggedCacheLayer<St>, inner: impl Inner) -> Svc {
     BoxCloneService::new(layer.layer(inner))
 }
 
@@ -116,12 +121,7 @@ fn fixture<St: Store>(
 }
 
 /// An origin that answers `call #n for <path>`.
-fn counting(
-    calls: &Arc<AtomicUsize>,
-) -> impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send>
-+ Clone
-+ Send
-+ 'static {
+fn counting(calls: &Arc<AtomicUsize>) -> impl Inner {
     origin(calls.clone(), |req, n| {
         Response::new(Scripted::full(format!("call #{n} for {}", req.uri())))
     })
@@ -669,34 +669,8 @@ async fn unparsed_writes_still_invalidate_their_uri<St: Store>(store: St) {
 /// once. Returns the service, the call counter, "first call entered" and
 /// "release the first call".
 #[allow(clippy::type_complexity)]
-fn gated_origin() -> (
-    impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send>
-    + Clone
-    + Send
-    + 'static,
-    Arc<AtomicUsize>,
-    Arc<Notify>,
-    Arc<Notify>,
-) {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-    let svc = {
-        let (calls, entered, release) = (calls.clone(), entered.clone(), release.clone());
-        service_fn(move |_req: Request<Full<Bytes>>| {
-            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
-            let (entered, release) = (entered.clone(), release.clone());
-            async move {
-                if n == 1 {
-                    entered.notify_one();
-                    release.notified().await;
-                }
-                Ok::<_, Infallible>(Response::new(Scripted::full(format!(
-                    "computed by call #{n}"
-                ))))
-            }
-        })
-    };
-    (svc, calls, entered, release)
+fn gated_origin() -> (impl Inner, Arc<AtomicUsize>, Arc<Notify>, Arc<Notify>) {
+    gated_origin_first(StatusCode::OK)
 }
 
 /// N concurrent misses on one key make one inner call; all get its body.
@@ -893,15 +867,7 @@ support::both_stores!(
 #[allow(clippy::type_complexity)]
 fn gated_origin_first(
     status: StatusCode,
-) -> (
-    impl Service<Request<Full<Bytes>>, Response = Response<Scripted>, Error = Infallible, Future: Send>
-    + Clone
-    + Send
-    + 'static,
-    Arc<AtomicUsize>,
-    Arc<Notify>,
-    Arc<Notify>,
-) {
+) -> (impl Inner, Arc<AtomicUsize>, Arc<Notify>, Arc<Notify>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let svc = {
@@ -929,14 +895,7 @@ fn gated_origin_first(
 /// the lease (B now waits for A's entry). Also returns B.
 async fn a_leads_b_waits(
     store: &Observed<tower_tagged_cache::RedisStore>,
-    origin: impl Service<
-        Request<Full<Bytes>>,
-        Response = Response<Scripted>,
-        Error = Infallible,
-        Future: Send,
-    > + Clone
-    + Send
-    + 'static,
+    origin: impl Inner,
     entered: &Notify,
     path: &'static str,
 ) -> (
