@@ -566,10 +566,9 @@ async fn drive(
                 .is_some_and(|v| v.split(';').any(|p| p.trim() == value)),
             None => true,
         };
-        let cache_status = format!(
-            "{:?}",
-            variant.hit_header().and_then(|(h, _)| res.headers().get(h))
-        );
+        let cache_status = variant
+            .hit_header()
+            .and_then(|(h, _)| res.headers().get(h).cloned());
         let body = res
             .into_body()
             .collect()
@@ -586,7 +585,7 @@ async fn drive(
         }
         if !hit {
             return Err(format!(
-                "{}: /items/{id} was not a hit ({cache_status})",
+                "{}: /items/{id} was not a hit ({cache_status:?})",
                 variant.name()
             ));
         }

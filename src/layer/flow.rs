@@ -70,9 +70,13 @@ pub(crate) struct WriteRequest {
 }
 
 /// Makes the [`Invalidator`] reachable from handlers as a request extension.
-pub(crate) fn add_invalidator<St: Store, B>(shared: &Shared<St>, req: &mut Request<B>) {
-    req.extensions_mut()
-        .insert(Invalidator::new(shared.store.clone()).timeout(shared.store_timeout));
+pub(crate) fn add_invalidator<St: Store, B>(
+    shared: &Shared<St>,
+    req: &mut Request<B>,
+) -> Invalidator<St> {
+    let invalidator = Invalidator::new(shared.store.clone()).timeout(shared.store_timeout);
+    req.extensions_mut().insert(invalidator.clone());
+    invalidator
 }
 
 fn with_status<B>(mut res: Response<B>, status: HeaderValue) -> Response<B> {
@@ -158,74 +162,11 @@ where
         && !plan.policy.no_store
         && !shared.flight_wait.is_zero()
     {
-        let until = tokio::time::Instant::now() + shared.flight_wait;
-        loop {
-            match shared.flights.join(lookup.entry_key.as_str()) {
-                Role::Lead(l) => {
-                    leader = Some(l);
-                    break;
-                }
-                Role::Follow(rx) => {
-                    telemetry::single_flight_join(&plan.rule.telemetry);
-                    let wait = until.saturating_duration_since(tokio::time::Instant::now());
-                    if let Some(entry) = flight::follow(rx, wait).await
-                        && shareable(req.headers(), &plan, &entry)
-                    {
-                        telemetry::coalesced(&plan.rule.telemetry);
-                        let coalesced =
-                            HeaderValue::from_static("tower-tagged-cache; hit; detail=coalesced");
-                        return Ok(answer(
-                            (*entry).clone(),
-                            req.headers(),
-                            req.method(),
-                            coalesced,
-                        ));
-                    }
-                    // The leader gave up (its client went away, its response
-                    // was not stored): one of its followers leads now, the
-                    // others follow that one, until the wait is over.
-                    if tokio::time::Instant::now() >= until {
-                        break;
-                    }
-                }
+        match single_flight(&shared, &plan, req.headers(), &lookup.entry_key).await {
+            Flight::Answered(entry, status) => {
+                return Ok(answer(*entry, req.headers(), req.method(), status));
             }
-        }
-        // A flight may have finished between our lookup and now (or the one
-        // we followed gave up, its response stored all the same): look once
-        // more before calling the inner service.
-        if let Some(entry) = recheck(&shared, &plan, &lookup.entry_key).await
-            && shareable(req.headers(), &plan, &entry)
-        {
-            if let Some(leader) = &leader {
-                leader.publish(Arc::new(entry.clone()));
-            }
-            telemetry::hit(&plan.rule.telemetry);
-            return Ok(answer(
-                entry,
-                req.headers(),
-                req.method(),
-                policy::hit_status(),
-            ));
-        }
-        // Fleet-wide single-flight, for rules that ask for it: the local
-        // leader takes the store's lease, or waits for the entry another
-        // app server is computing. Requests whose response would rarely be
-        // shareable (Authorization) take no lease.
-        if let Some(leader) = &mut leader
-            && let Some(ttl) = plan.rule.lease
-            && !plan.policy.authorized
-        {
-            match fleet(&shared, &plan, &lookup.entry_key, ttl).await {
-                Fleet::Lead(lease) => leader.hold(lease),
-                Fleet::Served(entry) if shareable(req.headers(), &plan, &entry) => {
-                    leader.publish(Arc::new((*entry).clone()));
-                    telemetry::coalesced(&plan.rule.telemetry);
-                    let coalesced =
-                        HeaderValue::from_static("tower-tagged-cache; hit; detail=coalesced");
-                    return Ok(answer(*entry, req.headers(), req.method(), coalesced));
-                }
-                Fleet::Served(_) | Fleet::Alone => {}
-            }
+            Flight::Call(lead) => leader = lead,
         }
     }
     let req_headers = req.headers().clone();
@@ -312,6 +253,82 @@ where
             Ok(with_status(res.map(ResponseBody::inner), reason.header()))
         }
     }
+}
+
+/// What single-flight decided for a GET that missed.
+enum Flight {
+    /// Answer with this entry, computed by another request (or stored
+    /// meanwhile), under this `cache-status`.
+    Answered(Box<CachedResponse>, HeaderValue),
+    /// Call the inner service, as the leader of this key's flight if any.
+    Call(Option<Leader>),
+}
+
+/// Joins the flight of `entry_key` in this process: follows its leader
+/// (and, should that one give up, joins again, so that one follower leads)
+/// until the layer's single-flight wait is over, or leads it. A leader on a
+/// rule with a lease also coordinates with other app servers.
+async fn single_flight<St: Store>(
+    shared: &Shared<St>,
+    plan: &CacheRequest,
+    req_headers: &HeaderMap,
+    entry_key: &EntryKey,
+) -> Flight {
+    let coalesced = |entry| {
+        telemetry::coalesced(&plan.rule.telemetry);
+        Flight::Answered(entry, policy::coalesced_status())
+    };
+    let until = tokio::time::Instant::now() + shared.flight_wait;
+    let mut leader = loop {
+        match shared.flights.join(entry_key.as_str()) {
+            Role::Lead(l) => break Some(l),
+            Role::Follow(rx) => {
+                telemetry::single_flight_join(&plan.rule.telemetry);
+                let wait = until.saturating_duration_since(tokio::time::Instant::now());
+                if let Some(entry) = flight::follow(rx, wait).await
+                    && shareable(req_headers, plan, &entry)
+                {
+                    return coalesced(Box::new((*entry).clone()));
+                }
+                // The leader gave up (its client went away, its response was
+                // not stored): one of its followers leads now, the others
+                // follow that one, until the wait is over.
+                if tokio::time::Instant::now() >= until {
+                    break None;
+                }
+            }
+        }
+    };
+    // A flight may have finished between our lookup and now (or the one we
+    // followed gave up, its response stored all the same): look once more
+    // before calling the inner service.
+    if let Some(entry) = recheck(shared, plan, entry_key).await
+        && shareable(req_headers, plan, &entry)
+    {
+        if let Some(leader) = &leader {
+            leader.publish(Arc::new(entry.clone()));
+        }
+        telemetry::hit(&plan.rule.telemetry);
+        return Flight::Answered(Box::new(entry), policy::hit_status());
+    }
+    // Fleet-wide, for rules that ask for it: the local leader takes the
+    // store's lease, or waits for the entry another app server computes.
+    // Requests whose response would rarely be shareable (Authorization)
+    // take no lease.
+    if let Some(local) = &mut leader
+        && let Some(ttl) = plan.rule.lease
+        && !plan.policy.authorized
+    {
+        match fleet(shared, plan, entry_key, ttl).await {
+            Fleet::Lead(lease) => local.hold(lease),
+            Fleet::Served(entry) if shareable(req_headers, plan, &entry) => {
+                local.publish(Arc::new((*entry).clone()));
+                return coalesced(entry);
+            }
+            Fleet::Served(_) | Fleet::Alone => {}
+        }
+    }
+    Flight::Call(leader)
 }
 
 /// Whether a response stored by another request may answer this one (its
@@ -608,8 +625,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     St: Store,
 {
-    let invalidator = Invalidator::new(shared.store.clone()).timeout(shared.store_timeout);
-    req.extensions_mut().insert(invalidator.clone());
+    let invalidator = add_invalidator(&shared, &mut req);
     let res = inner.call(req).await?;
     // Bump only after the handler answered, i.e. after it committed: a bump
     // before the commit would let a reader cache old data under the new

@@ -116,6 +116,11 @@ pub(crate) fn hit_status() -> HeaderValue {
     HeaderValue::from_static("tower-tagged-cache; hit")
 }
 
+/// A hit on a response another request computed (single-flight).
+pub(crate) fn coalesced_status() -> HeaderValue {
+    HeaderValue::from_static("tower-tagged-cache; hit; detail=coalesced")
+}
+
 /// A stale entry revalidated by the origin with `304 Not Modified`.
 pub(crate) fn revalidated_status() -> HeaderValue {
     HeaderValue::from_static("tower-tagged-cache; fwd=stale; fwd-status=304; stored")

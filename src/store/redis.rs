@@ -423,13 +423,8 @@ impl RedisStore {
         }
         let entry_key = EntryKey::new(&self.inner.entry_prefix, key, &guess);
         let mut cmd = redis::Cmd::with_capacity(tags.len() + 3, 64 * (tags.len() + 2) + 128);
-        cmd.arg("MGET").arg(self.inner.epoch_key.as_str());
-        let mut buf = String::with_capacity(128);
-        for tag in tags {
-            buf.clear();
-            key::write_version_key(&mut buf, &self.inner.prefix, tag);
-            cmd.arg(buf.as_str());
-        }
+        cmd.arg("MGET");
+        self.push_version_keys(&mut cmd, tags);
         cmd.arg(entry_key.as_str());
         let reply: Vec<Value> = self.conn.query(Request::Cmd(&cmd)).await?;
         if reply.len() != tags.len() + 2 {
@@ -461,6 +456,18 @@ impl RedisStore {
         }))
     }
 
+    /// Appends the epoch key and the version key of each tag to `cmd`,
+    /// through one buffer (`arg` copies it).
+    fn push_version_keys(&self, cmd: &mut redis::Cmd, tags: &[Tag]) {
+        cmd.arg(self.inner.epoch_key.as_str());
+        let mut buf = String::with_capacity(128);
+        for tag in tags {
+            buf.clear();
+            key::write_version_key(&mut buf, &self.inner.prefix, tag);
+            cmd.arg(buf.as_str());
+        }
+    }
+
     /// Runs the lookup script once, with fresh version candidates or
     /// without (then a missing version answers `[nil]`).
     async fn invoke_lookup(
@@ -473,16 +480,9 @@ impl RedisStore {
         let mut cmd = redis::Cmd::with_capacity(6 + tags.len() + with, 128 * (tags.len() + 2));
         cmd.arg("EVALSHA")
             .arg(self.inner.lookup.get_hash())
-            .arg(tags.len() + 1)
-            .arg(self.inner.epoch_key.as_str());
-        // One buffer for the keys and the entry prefix: `arg` copies it.
-        let mut buf = String::with_capacity(128);
-        for tag in tags {
-            buf.clear();
-            key::write_version_key(&mut buf, &self.inner.prefix, tag);
-            cmd.arg(buf.as_str());
-        }
-        buf.clear();
+            .arg(tags.len() + 1);
+        self.push_version_keys(&mut cmd, tags);
+        let mut buf = String::with_capacity(self.inner.entry_prefix.len() + 65);
         buf.push_str(&self.inner.entry_prefix);
         key::push_hex(&mut buf, key.static_digest());
         buf.push(':');
