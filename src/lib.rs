@@ -125,6 +125,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod clock;
 mod error;
 pub mod invalidate;
 pub mod key;

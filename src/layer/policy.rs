@@ -1,7 +1,7 @@
 //! What is cached, for how long, and the `Cache-Status` header that says so
 //! (RFC 9111 for a shared cache, RFC 9211 for the status).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 #[cfg(test)]
@@ -890,12 +890,7 @@ pub(crate) fn storable_headers(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub(crate) use crate::clock::now_ms;
 
 #[cfg(test)]
 mod tests {
