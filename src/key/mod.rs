@@ -39,9 +39,11 @@
 //! | `{prefix}:l:{digest hex}:{versions sha1 hex}` | a lease on computing that response ([`CacheRule::lease`](crate::CacheRule::lease)) |
 
 mod fragment;
+mod schema;
 mod tag;
 mod vary;
 
+pub(crate) use self::schema::{HttpKey, uri_tag};
 #[doc(inline)]
 pub use self::{
     fragment::{FragmentedKey, KeyBuilder, Version},

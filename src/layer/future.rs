@@ -10,7 +10,7 @@ use std::{
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
-use super::{ResponseBody, policy::CACHE_STATUS};
+use super::{ResponseBody, http::CACHE_STATUS};
 
 type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
 

@@ -1,21 +1,15 @@
-use std::{
-    fmt,
-    future::Future,
-    sync::{
-        Arc,
-        atomic::{AtomicU32, AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{fmt, sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
-use super::{TaggedCache, policy::Reason};
+use super::{TaggedCache, http::Reason};
 use crate::{
     Error, Invalidator,
-    error::ConfigError,
-    rules::{CacheRule, RuleTable},
-    store::{Op, Store},
+    error::{ConfigError, ErrorKind},
+    flight::Flights,
+    invalidate::ModelRegistry,
+    rules::{Rule, RuleTable},
+    store::{Guarded, Store, entry::CachedResponse},
     telemetry,
 };
 
@@ -40,17 +34,17 @@ pub struct TaggedCacheLayer<St> {
 /// Configuration and state shared by the layer, its services and their futures.
 #[derive(Clone)]
 pub(crate) struct Shared<St> {
-    pub(crate) store: St,
+    /// Every store call of the layer, its `Invalidator`s and leases goes
+    /// through this one deadline and circuit breaker.
+    pub(crate) store: Guarded<St>,
+    /// The model registry of the layer's invalidators.
+    pub(crate) models: Arc<ModelRegistry>,
     pub(crate) rules: RuleTable,
     pub(crate) namespace: String,
     pub(crate) invalidate_unsafe: bool,
-    pub(crate) flights: Arc<super::flight::Flights>,
+    pub(crate) flights: Arc<Flights<Arc<CachedResponse>>>,
     pub(crate) flight_wait: Duration,
-    pub(crate) store_timeout: Duration,
     pub(crate) max_body_size: usize,
-    pub(crate) breaker_threshold: u32,
-    pub(crate) breaker_cooldown: Duration,
-    pub(crate) health: Arc<Health>,
 }
 
 impl<St: Store> TaggedCacheLayer<St> {
@@ -60,30 +54,29 @@ impl<St: Store> TaggedCacheLayer<St> {
         telemetry::describe();
         Self {
             shared: Arc::new(Shared {
-                store,
+                store: Guarded::new(store, DEFAULT_STORE_TIMEOUT),
+                models: Arc::default(),
                 rules: RuleTable::default(),
                 namespace: String::new(),
                 invalidate_unsafe: true,
                 flights: Arc::default(),
                 flight_wait: DEFAULT_FLIGHT_WAIT,
-                store_timeout: DEFAULT_STORE_TIMEOUT,
                 max_body_size: DEFAULT_MAX_BODY_SIZE,
-                breaker_threshold: 5,
-                breaker_cooldown: Duration::from_secs(2),
-                health: Arc::new(Health::new()),
             }),
         }
     }
 
-    /// Adds a rule.
+    /// Adds a rule: a [`CacheRule`](crate::CacheRule) or a
+    /// [`WriteRule`](crate::WriteRule).
     ///
     /// # Errors
     ///
     /// When a tag template is malformed, a placeholder names no parameter of
-    /// the route, the route conflicts with another, or the rule mixes caching
-    /// and invalidation. The message names the rule and the template.
-    pub fn rule(mut self, rule: CacheRule) -> Result<Self, ConfigError> {
-        let compiled = rule.compile()?;
+    /// the route nor a declared one, the route conflicts with another, or a
+    /// rule for the same method and route exists. The message names the rule
+    /// and the template.
+    pub fn rule(mut self, rule: impl Into<Rule>) -> Result<Self, ConfigError> {
+        let compiled = rule.into().compile()?;
         Arc::make_mut(&mut self.shared).rules.insert(compiled)?;
         Ok(self)
     }
@@ -119,11 +112,12 @@ impl<St: Store> TaggedCacheLayer<St> {
         self
     }
 
-    /// The deadline of one store call on the request path (lookup or write).
-    /// Past it the request is served by the inner service, uncached. Defaults
-    /// to 500 ms.
+    /// The deadline of one store call on the request path (lookup, write,
+    /// lease, invalidation). Past it the request is served by the inner
+    /// service, uncached. Defaults to 500 ms.
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
-        Arc::make_mut(&mut self.shared).store_timeout = timeout;
+        let shared = Arc::make_mut(&mut self.shared);
+        shared.store = shared.store.clone().with_timeout(timeout);
         self
     }
 
@@ -134,23 +128,26 @@ impl<St: Store> TaggedCacheLayer<St> {
         self
     }
 
-    /// After `failures` store errors in a row, skip the store for `cooldown`,
-    /// then let a request probe it again. Defaults to 5 failures and 2 s.
+    /// After `failures` store errors or timeouts in a row, skip the store
+    /// for `cooldown` (requests are served uncached, bumps fail at once),
+    /// then let one request at a time probe it; the first probe that
+    /// succeeds closes the breaker. Defaults to 5 failures and 2 s.
     pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
         let shared = Arc::make_mut(&mut self.shared);
-        shared.breaker_threshold = failures.max(1);
-        shared.breaker_cooldown = cooldown;
+        shared.store = shared.store.clone().with_breaker(failures, cooldown);
         self
     }
 
-    /// A handle that bumps tags in this layer's store.
+    /// A handle that bumps tags in this layer's store, through the layer's
+    /// deadline and circuit breaker, with the layer's model registry (the
+    /// same handle handlers find in their request extensions).
     pub fn invalidator(&self) -> Invalidator<St> {
-        Invalidator::new(self.shared.store.clone()).timeout(self.shared.store_timeout)
+        self.shared.invalidator()
     }
 
     /// The store.
     pub fn store(&self) -> &St {
-        &self.shared.store
+        self.shared.store.store()
     }
 }
 
@@ -170,118 +167,24 @@ impl<St: fmt::Debug> fmt::Debug for TaggedCacheLayer<St> {
         f.debug_struct("TaggedCacheLayer")
             .field("store", &self.shared.store)
             .field("rules", &self.shared.rules)
-            .field("store_timeout", &self.shared.store_timeout)
+            .field("store_timeout", &self.shared.store.timeout())
             .field("max_body_size", &self.shared.max_body_size)
             .finish()
     }
 }
 
 impl<St: Store> Shared<St> {
-    /// Runs a store call under the deadline and the circuit breaker, turning
-    /// failures into the reason the request bypasses the cache.
-    pub(crate) async fn guarded<T>(
-        &self,
-        op: Op,
-        call: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Reason> {
-        let now = self.health.now_ms();
-        if !self
-            .health
-            .allows(now, self.breaker_threshold, self.breaker_cooldown)
-        {
-            return Err(Reason::StoreUnavailable);
-        }
-        match crate::store::deadline(op, self.store_timeout, call).await {
-            Ok(v) => {
-                self.health.succeeded();
-                Ok(v)
-            }
-            Err(err) => {
-                self.failed(&err);
-                Err(if err.is_timeout() {
-                    Reason::StoreTimeout
-                } else {
-                    Reason::StoreError
-                })
-            }
-        }
-    }
-
-    /// Records a store failure: counts it toward the breaker and warns, at
-    /// most once a second.
-    pub(crate) fn failed(&self, err: &Error) {
-        let now = self.health.now_ms();
-        let n = self.health.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if n >= self.breaker_threshold {
-            let until = now.saturating_add(millis(self.breaker_cooldown));
-            self.health.open_until_ms.store(until, Ordering::Relaxed);
-            telemetry::breaker_opened();
-        }
-        let last = self.health.last_warn_ms.load(Ordering::Relaxed);
-        if (last == 0 || now >= last + 1000)
-            && self
-                .health
-                .last_warn_ms
-                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            telemetry::store_failed(err, n);
-        }
+    /// An invalidator on the layer's guarded store and model registry.
+    pub(crate) fn invalidator(&self) -> Invalidator<St> {
+        Invalidator::from_parts(self.store.clone(), self.models.clone())
     }
 }
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Store health: consecutive failures, the breaker, the warning rate limit.
-#[derive(Debug)]
-pub(crate) struct Health {
-    started: Instant,
-    failures: AtomicU32,
-    open_until_ms: AtomicU64,
-    last_warn_ms: AtomicU64,
-}
-
-impl Health {
-    fn new() -> Self {
-        Self {
-            started: Instant::now(),
-            failures: AtomicU32::new(0),
-            open_until_ms: AtomicU64::new(0),
-            last_warn_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
-    /// Whether a store call may go ahead. While the breaker is open, none
-    /// may; once its cooldown ends, exactly one call claims the probe (by
-    /// pushing the deadline on) and the others keep bypassing until the
-    /// probe succeeds.
-    fn allows(&self, now_ms: u64, threshold: u32, cooldown: Duration) -> bool {
-        let until = self.open_until_ms.load(Ordering::Relaxed);
-        if now_ms < until {
-            return false;
-        }
-        if self.failures.load(Ordering::Relaxed) < threshold {
-            return true;
-        }
-        self.open_until_ms
-            .compare_exchange(
-                until,
-                now_ms.saturating_add(millis(cooldown)),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-    }
-
-    fn succeeded(&self) {
-        if self.failures.load(Ordering::Relaxed) != 0 {
-            self.failures.store(0, Ordering::Relaxed);
-        }
+/// Why a request bypasses the cache after a failed store call.
+pub(crate) fn store_reason(err: &Error) -> Reason {
+    match err.kind() {
+        ErrorKind::Unavailable => Reason::StoreUnavailable,
+        ErrorKind::Timeout => Reason::StoreTimeout,
+        _ => Reason::StoreError,
     }
 }

@@ -1,11 +1,25 @@
 #![doc = include_str!("caching.md")]
 
-mod flight;
-mod flow;
+// The layer and its service, as in tower-http; a request then goes through
+// the stages below in this order.
 #[allow(clippy::module_inception)]
 mod layer;
-mod policy;
 mod service;
+// 1. which rule, which key (before anything is awaited)
+mod plan;
+// 2. the cached request top to bottom, stage by stage:
+mod cached;
+//    lookup, single-flight and the fleet lease
+mod lease;
+mod lookup;
+//    responses made from stored entries
+mod answer;
+//    recording and storing what the origin sent
+mod persist;
+// 3. writes: invalidation after a successful unsafe request
+mod write;
+// The HTTP caching rules, one RFC concern per file.
+mod http;
 
 pub mod body;
 pub mod future;
@@ -13,8 +27,8 @@ pub mod future;
 #[doc(inline)]
 pub use self::{
     body::ResponseBody,
-    flow::OriginUnreachable,
+    cached::OriginUnreachable,
+    http::{CACHE_STATUS, remove_hop_by_hop},
     layer::{DEFAULT_FLIGHT_WAIT, DEFAULT_MAX_BODY_SIZE, DEFAULT_STORE_TIMEOUT, TaggedCacheLayer},
-    policy::{CACHE_STATUS, remove_hop_by_hop},
     service::TaggedCache,
 };

@@ -1,0 +1,144 @@
+//! The `Cache-Status` vocabulary (RFC 9211): one member per decision, `hit`
+//! or `fwd=` with the `detail=` that says why.
+
+use http::{HeaderName, HeaderValue};
+
+/// The `Cache-Status` response header.
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// Why a response was not served from, or stored into, the cache. Each shows
+/// as `detail=<reason>` in `Cache-Status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    // The request was not eligible (`fwd=bypass`).
+    NoRule,
+    Method,
+    Authorization,
+    Cookie,
+    BadPath,
+    /// A value declared with `param(..)` is missing or not canonical.
+    BadParam,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+    /// A write succeeded but bumping its tags failed.
+    InvalidationFailed,
+    // The response was not stored (`fwd=miss`).
+    Head,
+    Status,
+    SetCookie,
+    NoStore,
+    Private,
+    NoCache,
+    MaxAge,
+    NoFreshness,
+    OnlyIfCached,
+    Vary,
+    TooLarge,
+}
+
+macro_rules! status_values {
+    ($($reason:ident => $fwd:literal, $detail:literal;)*) => {
+        impl Reason {
+            /// The `detail=` token.
+            pub(crate) fn as_str(self) -> &'static str {
+                match self { $(Reason::$reason => $detail,)* }
+            }
+
+            /// The whole `Cache-Status` member.
+            pub(crate) fn header(self) -> HeaderValue {
+                match self {
+                    $(Reason::$reason => HeaderValue::from_static(concat!(
+                        "tower-tagged-cache; fwd=", $fwd, "; detail=", $detail
+                    )),)*
+                }
+            }
+        }
+    };
+}
+
+status_values! {
+    NoRule => "bypass", "no-rule";
+    Method => "bypass", "method";
+    Authorization => "bypass", "authorization";
+    Cookie => "bypass", "cookie";
+    BadPath => "bypass", "bad-path";
+    BadParam => "bypass", "bad-param";
+    StoreError => "bypass", "store-error";
+    StoreTimeout => "bypass", "store-timeout";
+    StoreUnavailable => "bypass", "store-unavailable";
+    InvalidationFailed => "bypass", "invalidation-failed";
+    Head => "miss", "head";
+    Status => "miss", "status";
+    SetCookie => "miss", "set-cookie";
+    NoStore => "miss", "no-store";
+    Private => "miss", "private";
+    NoCache => "miss", "no-cache";
+    MaxAge => "miss", "max-age";
+    NoFreshness => "miss", "no-freshness";
+    OnlyIfCached => "miss", "only-if-cached";
+    Vary => "miss", "vary";
+    TooLarge => "miss", "too-large";
+}
+
+/// Why a stored response could not be used, so the inner service ran
+/// (RFC 9211 `fwd=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fwd {
+    /// Nothing was stored.
+    Miss,
+    /// A response was stored, for other values of its `Vary` headers.
+    VaryMiss,
+    /// The stored response was stale.
+    Stale,
+    /// The request asked not to be served from the cache (`no-cache`).
+    Request,
+}
+
+impl Fwd {
+    /// `Cache-Status` when the inner response is stored.
+    pub(crate) fn stored(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Fwd::Miss => "tower-tagged-cache; fwd=miss; stored",
+            Fwd::VaryMiss => "tower-tagged-cache; fwd=vary-miss; stored",
+            Fwd::Stale => "tower-tagged-cache; fwd=stale; stored",
+            Fwd::Request => "tower-tagged-cache; fwd=request; stored",
+        })
+    }
+}
+
+pub(crate) fn hit_status() -> HeaderValue {
+    HeaderValue::from_static("tower-tagged-cache; hit")
+}
+
+/// A hit on a response another request computed (single-flight).
+pub(crate) fn coalesced_status() -> HeaderValue {
+    HeaderValue::from_static("tower-tagged-cache; hit; detail=coalesced")
+}
+
+/// A stale entry revalidated by the origin with `304 Not Modified`.
+pub(crate) fn revalidated_status() -> HeaderValue {
+    HeaderValue::from_static("tower-tagged-cache; fwd=stale; fwd-status=304; stored")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_renders_a_valid_member() {
+        assert_eq!(
+            Reason::SetCookie.header(),
+            "tower-tagged-cache; fwd=miss; detail=set-cookie"
+        );
+        assert_eq!(
+            Reason::Authorization.header(),
+            "tower-tagged-cache; fwd=bypass; detail=authorization"
+        );
+        assert_eq!(Reason::TooLarge.as_str(), "too-large");
+        assert_eq!(
+            Fwd::VaryMiss.stored(),
+            "tower-tagged-cache; fwd=vary-miss; stored"
+        );
+    }
+}

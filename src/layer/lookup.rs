@@ -1,0 +1,264 @@
+//! The lookup stage: one store lookup, what it found, and coalescing of
+//! misses (single-flight in this process, and a lease across app servers
+//! for rules that ask for one).
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue};
+
+use super::{
+    http::{
+        Fwd, Reason, coalesced_status, hit_status, shareable_with_authorization,
+        usable_without_origin, vary_matches,
+    },
+    layer::{Shared, store_reason},
+    lease::LeaseGuard,
+    plan::CacheRequest,
+};
+use crate::{
+    clock::now_ms,
+    flight::{self, Leader, Role},
+    store::{EntryKey, Store, entry::CachedResponse},
+    telemetry,
+};
+
+/// What the first lookup found.
+pub(crate) enum Found {
+    /// A stored response that answers this request as it is.
+    Fresh(Box<CachedResponse>),
+    /// Nothing that answers it without the origin.
+    Miss {
+        /// Where the response will be stored: derived from the versions the
+        /// lookup read, never re-derived.
+        entry_key: EntryKey,
+        /// Why the origin is asked (`cache-status`'s `fwd`).
+        fwd: Fwd,
+        /// A stored response to revalidate or to stand in for a failing
+        /// origin.
+        stale: Option<Box<CachedResponse>>,
+    },
+}
+
+/// Looks the request's key up and sorts what is stored: fresh, stale, for
+/// another variant, not shareable, unreadable.
+///
+/// # Errors
+///
+/// The reason to bypass the cache when the store failed, timed out or is
+/// skipped by the breaker.
+pub(crate) async fn lookup<St: Store>(
+    shared: &Shared<St>,
+    plan: &CacheRequest,
+    req_headers: &HeaderMap,
+) -> Result<Found, Reason> {
+    let lookup = shared
+        .store
+        .lookup(&plan.key)
+        .await
+        .map_err(|err| store_reason(&err))?;
+    let mut fwd = Fwd::Miss;
+    let mut stale = None;
+    if let Some(bytes) = lookup.entry {
+        match CachedResponse::decode(bytes) {
+            None => telemetry::unreadable_entry(lookup.entry_key.as_str()),
+            Some(entry) if !vary_matches(req_headers, &entry.vary) => {
+                fwd = Fwd::VaryMiss;
+            }
+            Some(entry)
+                if plan.policy.authorized
+                    && !shareable_with_authorization(&entry.headers, &plan.rule) => {}
+            Some(entry) => {
+                if usable_without_origin(&entry, &plan.rule, now_ms(), &plan.policy) {
+                    return Ok(Found::Fresh(Box::new(entry)));
+                }
+                fwd = if plan.policy.no_cache {
+                    Fwd::Request
+                } else {
+                    Fwd::Stale
+                };
+                stale = Some(Box::new(entry));
+            }
+        }
+    }
+    Ok(Found::Miss {
+        entry_key: lookup.entry_key,
+        fwd,
+        stale,
+    })
+}
+
+/// What single-flight decided for a GET that missed.
+pub(crate) enum Flight {
+    /// Answer with this entry, computed by another request (or stored
+    /// meanwhile), under this `cache-status`.
+    Answered(Box<CachedResponse>, HeaderValue),
+    /// Call the inner service, as the leader of this key's flight if any.
+    Call(Option<Leader<Arc<CachedResponse>>>),
+}
+
+/// Joins the flight of `entry_key` in this process: follows its leader
+/// (and, should that one give up, joins again, so that one follower leads)
+/// until the layer's single-flight wait is over, or leads it. A leader on a
+/// rule with a lease also coordinates with other app servers.
+pub(crate) async fn single_flight<St: Store>(
+    shared: &Shared<St>,
+    plan: &CacheRequest,
+    req_headers: &HeaderMap,
+    entry_key: &EntryKey,
+) -> Flight {
+    let coalesced = |entry| {
+        telemetry::coalesced(&plan.rule.telemetry);
+        Flight::Answered(entry, coalesced_status())
+    };
+    let until = tokio::time::Instant::now() + shared.flight_wait;
+    let mut leader = loop {
+        match shared.flights.join(entry_key.as_str()) {
+            Role::Lead(l) => break Some(l),
+            Role::Follow(rx) => {
+                telemetry::single_flight_join(&plan.rule.telemetry);
+                let wait = until.saturating_duration_since(tokio::time::Instant::now());
+                if let Some(entry) = flight::follow(rx, wait).await
+                    && shareable(req_headers, plan, &entry)
+                {
+                    return coalesced(Box::new((*entry).clone()));
+                }
+                // The leader gave up (its client went away, its response was
+                // not stored): one of its followers leads now, the others
+                // follow that one, until the wait is over.
+                if tokio::time::Instant::now() >= until {
+                    break None;
+                }
+            }
+        }
+    };
+    // A flight may have finished between our lookup and now (or the one we
+    // followed gave up, its response stored all the same): look once more
+    // before calling the inner service.
+    if let Some(entry) = recheck(shared, plan, entry_key).await
+        && shareable(req_headers, plan, &entry)
+    {
+        if let Some(leader) = &leader {
+            leader.publish(Arc::new(entry.clone()));
+        }
+        telemetry::hit(&plan.rule.telemetry);
+        return Flight::Answered(Box::new(entry), hit_status());
+    }
+    // Fleet-wide, for rules that ask for it: the local leader takes the
+    // store's lease, or waits for the entry another app server computes.
+    // Requests whose response would rarely be shareable (Authorization)
+    // take no lease.
+    if let Some(local) = &mut leader
+        && let Some(ttl) = plan.rule.lease
+        && !plan.policy.authorized
+    {
+        match fleet(shared, plan, entry_key, ttl).await {
+            Fleet::Lead(lease) => local.hold(lease),
+            Fleet::Served(entry) if shareable(req_headers, plan, &entry) => {
+                local.publish(Arc::new((*entry).clone()));
+                return coalesced(entry);
+            }
+            Fleet::Served(_) | Fleet::Alone => {}
+        }
+    }
+    Flight::Call(leader)
+}
+
+/// Whether a response stored by another request may answer this one (its
+/// learned Vary and the Authorization rule).
+fn shareable(req_headers: &HeaderMap, plan: &CacheRequest, entry: &CachedResponse) -> bool {
+    vary_matches(req_headers, &entry.vary)
+        && (!plan.policy.authorized || shareable_with_authorization(&entry.headers, &plan.rule))
+}
+
+/// Looks the key up again: a fresh entry under the same versions, if one
+/// was stored since the first lookup.
+async fn recheck<St: Store>(
+    shared: &Shared<St>,
+    plan: &CacheRequest,
+    entry_key: &EntryKey,
+) -> Option<CachedResponse> {
+    match look_again(shared, plan, entry_key).await {
+        Again::Usable(entry) => Some(*entry),
+        Again::Moved | Again::Nothing => None,
+    }
+}
+
+/// What a local leader does on a rule with a fleet-wide lease.
+enum Fleet<St: Store> {
+    /// It holds the lease: it calls the inner service.
+    Lead(LeaseGuard<St>),
+    /// Another app server stored the entry meanwhile.
+    Served(Box<CachedResponse>),
+    /// The store could not say, or the wait ran out: it calls the inner
+    /// service without the lease.
+    Alone,
+}
+
+/// Takes the lease on `key`, or, while another app server holds it, waits
+/// for its entry (checking the store with a backoff from 2 to 50 ms), for at
+/// most the lease TTL and half the layer's single-flight wait (the other
+/// half is for this process's followers to be served).
+async fn fleet<St: Store>(
+    shared: &Shared<St>,
+    plan: &CacheRequest,
+    key: &EntryKey,
+    ttl: std::time::Duration,
+) -> Fleet<St> {
+    let until = tokio::time::Instant::now() + ttl.min(shared.flight_wait / 2);
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        // Guarded before it is asked for: if the acquire times out after
+        // reaching the store, or this request goes away, it is given back.
+        let guard = LeaseGuard::new(shared.store.clone(), shared.store.store().new_lease(key));
+        let Some(lease) = guard.lease() else {
+            return Fleet::Alone;
+        };
+        match shared.store.acquire_lease(lease, ttl).await {
+            Ok(true) => {
+                // The last holder may have stored the entry and let go
+                // between our last look and now.
+                return match look_again(shared, plan, key).await {
+                    Again::Usable(entry) => Fleet::Served(entry),
+                    _ => Fleet::Lead(guard),
+                };
+            }
+            Ok(false) => guard.disarm(),
+            Err(_) => return Fleet::Alone,
+        }
+        if tokio::time::Instant::now() + pause > until {
+            return Fleet::Alone;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        match look_again(shared, plan, key).await {
+            Again::Usable(entry) => return Fleet::Served(entry),
+            // A tag was bumped meanwhile: what the holder computes is for a
+            // key no one reads any more.
+            Again::Moved => return Fleet::Alone,
+            Again::Nothing => {}
+        }
+    }
+}
+
+/// What a second look at an entry key found.
+enum Again {
+    Usable(Box<CachedResponse>),
+    /// The versions changed: the key is not the current one any more.
+    Moved,
+    Nothing,
+}
+
+async fn look_again<St: Store>(shared: &Shared<St>, plan: &CacheRequest, key: &EntryKey) -> Again {
+    let Ok(again) = shared.store.lookup(&plan.key).await else {
+        return Again::Nothing;
+    };
+    if again.entry_key != *key {
+        return Again::Moved;
+    }
+    match again.entry.and_then(CachedResponse::decode) {
+        Some(entry) if usable_without_origin(&entry, &plan.rule, now_ms(), &plan.policy) => {
+            Again::Usable(Box::new(entry))
+        }
+        _ => Again::Nothing,
+    }
+}
