@@ -17,35 +17,31 @@ use tokio::time::Instant;
 
 /// The wall clock and tokio's clock, read together once.
 struct Anchor {
-    wall_ms: u64,
+    wall_ns: i128,
     at: std::time::Instant,
 }
 
 fn anchor() -> &'static Anchor {
     static ANCHOR: OnceLock<Anchor> = OnceLock::new();
     ANCHOR.get_or_init(|| Anchor {
-        wall_ms: SystemTime::now()
+        wall_ns: SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| millis(d.as_millis())),
+            .map_or(0, |d| d.as_nanos() as i128),
         at: std::time::Instant::now(),
     })
-}
-
-fn millis(ms: u128) -> u64 {
-    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
 /// Milliseconds since the Unix epoch, now, on tokio's clock.
 pub(crate) fn now_ms() -> u64 {
     let anchor = anchor();
     let now = Instant::now().into_std();
-    match now.checked_duration_since(anchor.at) {
-        Some(ahead) => anchor.wall_ms.saturating_add(millis(ahead.as_millis())),
-        // A paused runtime's clock may start before the anchor was read.
-        None => anchor
-            .wall_ms
-            .saturating_sub(millis((anchor.at - now).as_millis())),
-    }
+    // A paused runtime's clock may stand before the anchor was read.
+    let since_anchor = match now.checked_duration_since(anchor.at) {
+        Some(ahead) => ahead.as_nanos() as i128,
+        None => -((anchor.at - now).as_nanos() as i128),
+    };
+    let ms = (anchor.wall_ns + since_anchor).div_euclid(1_000_000);
+    u64::try_from(ms).unwrap_or(0)
 }
 
 #[cfg(test)]

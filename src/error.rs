@@ -23,6 +23,9 @@ pub enum ErrorKind {
     Store,
     /// The store did not answer within its deadline.
     Timeout,
+    /// The store was not called: its circuit breaker is open after repeated
+    /// failures (see [`TaggedCacheLayer::circuit_breaker`](crate::TaggedCacheLayer::circuit_breaker)).
+    Unavailable,
     /// The store answered with bytes this crate does not understand.
     Protocol,
     /// A tag given at run time is not valid (for example an empty name), or
@@ -40,16 +43,33 @@ impl Error {
         }
     }
 
-    pub(crate) fn timeout() -> Self {
+    /// A store that could not be reached or answered with an error;
+    /// `source` says what happened. For [`Store`](crate::Store)
+    /// implementations.
+    pub fn store(source: impl Into<BoxError>) -> Self {
+        Self::new(ErrorKind::Store, source)
+    }
+
+    /// A store call that did not finish in time (for a store whose client
+    /// has its own deadline; the layer also applies one around every call).
+    pub fn timeout() -> Self {
         Self {
             kind: ErrorKind::Timeout,
             source: None,
         }
     }
 
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn protocol(msg: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Protocol, msg.into())
+    pub(crate) fn unavailable() -> Self {
+        Self {
+            kind: ErrorKind::Unavailable,
+            source: None,
+        }
+    }
+
+    /// A store answer this crate does not understand: corrupt data, a reply
+    /// of the wrong shape. `source` says what was wrong.
+    pub fn protocol(source: impl Into<BoxError>) -> Self {
+        Self::new(ErrorKind::Protocol, source)
     }
 
     /// The kind of this error.
@@ -77,6 +97,7 @@ impl fmt::Display for Error {
         let what = match self.kind {
             ErrorKind::Store => "cache store error",
             ErrorKind::Timeout => "cache store timed out",
+            ErrorKind::Unavailable => "cache store skipped while its circuit breaker is open",
             ErrorKind::Protocol => "unexpected reply from cache store",
             ErrorKind::InvalidTag => "invalid tag",
             ErrorKind::Encode => "value does not serialize",

@@ -1,46 +1,67 @@
-//! Single-flight: concurrent misses on one entry key in one process make one
-//! inner call; the others wait (bounded) for its stored response.
+//! Single-flight: concurrent misses on one key in one process make one
+//! computation; the others wait (bounded) for its result. The layer shares
+//! stored responses this way, the value cache encoded values.
 
 use std::{
     collections::HashMap,
+    fmt,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use tokio::sync::watch;
 
-use crate::store::{Lease, Store, entry::CachedResponse};
-
-type Slot = Option<Arc<CachedResponse>>;
-
-/// The misses in flight, by entry key.
-#[derive(Debug, Default)]
-pub(crate) struct Flights {
-    map: Mutex<HashMap<String, watch::Receiver<Slot>>>,
+/// The computations in flight, by key.
+pub(crate) struct Flights<T> {
+    map: Mutex<HashMap<String, watch::Receiver<Option<T>>>>,
 }
 
-/// What a missing request does.
-pub(crate) enum Role {
-    /// Calls the inner service and publishes what it stores.
-    Lead(Leader),
-    /// Waits for the leader's response.
-    Follow(watch::Receiver<Slot>),
+impl<T> Default for Flights<T> {
+    fn default() -> Self {
+        Self {
+            map: Mutex::default(),
+        }
+    }
 }
 
-/// The request that calls the inner service for everyone. Dropping it
-/// without publishing (the response was not storable, its body failed, its
-/// client went away) releases the followers, who then call the inner
-/// service themselves.
-#[derive(Debug)]
-pub(crate) struct Leader {
-    flights: Arc<Flights>,
+impl<T> fmt::Debug for Flights<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.map.lock().map_or(0, |m| m.len());
+        f.debug_struct("Flights").field("in_flight", &n).finish()
+    }
+}
+
+/// What a missing caller does.
+pub(crate) enum Role<T> {
+    /// Computes, and publishes what it got.
+    Lead(Leader<T>),
+    /// Waits for the leader's result ([`follow`]).
+    Follow(watch::Receiver<Option<T>>),
+}
+
+/// The caller that computes for everyone. Dropping it without publishing
+/// (the result was not storable, the computation failed, its caller went
+/// away) releases the followers, who then compute or join again.
+pub(crate) struct Leader<T> {
+    flights: Arc<Flights<T>>,
     key: String,
-    tx: watch::Sender<Slot>,
-    /// The fleet-wide lease, given back when the leader is done.
-    lease: Option<Box<dyn std::fmt::Debug + Send + Sync>>,
+    tx: watch::Sender<Option<T>>,
+    /// Kept until the leader is done (the layer's fleet-wide lease).
+    held: Option<Box<dyn Send + Sync>>,
 }
 
-impl Flights {
-    pub(crate) fn join(self: &Arc<Self>, key: &str) -> Role {
+impl<T> fmt::Debug for Leader<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Leader")
+            .field("key", &self.key)
+            .field("holds", &self.held.is_some())
+            .finish()
+    }
+}
+
+impl<T> Flights<T> {
+    /// Leads the computation of `key`, or follows the one in flight.
+    pub(crate) fn join(self: &Arc<Self>, key: &str) -> Role<T> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rx) = map.get(key)
             && rx.has_changed().is_ok()
@@ -53,7 +74,7 @@ impl Flights {
             flights: self.clone(),
             key: key.to_owned(),
             tx,
-            lease: None,
+            held: None,
         })
     }
 
@@ -63,77 +84,20 @@ impl Flights {
     }
 }
 
-impl Leader {
-    /// Hands the response to the followers. Keep the leader until the
-    /// store write is done: requests that join in between still get it.
-    pub(crate) fn publish(&self, entry: Arc<CachedResponse>) {
-        let _ = self.tx.send(Some(entry));
+impl<T> Leader<T> {
+    /// Hands the result to the followers. Keep the leader until the store
+    /// write is done: callers that join in between still get it.
+    pub(crate) fn publish(&self, value: T) {
+        let _ = self.tx.send(Some(value));
     }
 
-    /// Keeps a fleet-wide lease until this leader is done: the entry is
-    /// stored, or the response turned out not storable.
-    pub(crate) fn hold<St: Store>(&mut self, lease: LeaseGuard<St>) {
-        self.lease = Some(Box::new(lease));
-    }
-}
-
-/// A lease taken in the store, given back (in a task, under the store
-/// deadline) when dropped. A lease that cannot be given back runs out.
-pub(crate) struct LeaseGuard<St: Store> {
-    store: St,
-    lease: Option<Lease>,
-    timeout: std::time::Duration,
-}
-
-impl<St: Store> LeaseGuard<St> {
-    /// Guards `lease` from before it is asked for: dropped at any point
-    /// (an acquire that timed out, a cancelled request, the entry stored),
-    /// it gives the lease back, which is a no-op where its token does not
-    /// hold it.
-    pub(crate) fn new(store: St, lease: Lease, timeout: std::time::Duration) -> Self {
-        Self {
-            store,
-            lease: Some(lease),
-            timeout,
-        }
-    }
-
-    pub(crate) fn lease(&self) -> Option<&Lease> {
-        self.lease.as_ref()
-    }
-
-    /// Another holds the lease: nothing to give back.
-    pub(crate) fn disarm(mut self) {
-        self.lease = None;
+    /// Keeps `thing` (a fleet-wide lease) until this leader is done.
+    pub(crate) fn hold(&mut self, thing: impl Send + Sync + 'static) {
+        self.held = Some(Box::new(thing));
     }
 }
 
-impl<St: Store> std::fmt::Debug for LeaseGuard<St> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LeaseGuard")
-            .field("lease", &self.lease)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<St: Store> Drop for LeaseGuard<St> {
-    fn drop(&mut self) {
-        let Some(lease) = self.lease.take().filter(|l| l.parts().is_some()) else {
-            return;
-        };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let store = self.store.clone();
-        let timeout = self.timeout;
-        rt.spawn(async move {
-            let op = crate::store::Op::ReleaseLease;
-            let _ = crate::store::deadline(op, timeout, store.release_lease(lease)).await;
-        });
-    }
-}
-
-impl Drop for Leader {
+impl<T> Drop for Leader<T> {
     fn drop(&mut self) {
         let mut map = self.flights.map.lock().unwrap_or_else(|e| e.into_inner());
         // Remove our own flight only (a later one may hold the key now).
@@ -146,12 +110,12 @@ impl Drop for Leader {
     }
 }
 
-/// Waits for a leader's response; `None` when it gave up or the wait
-/// timed out.
-pub(crate) async fn follow(
-    mut rx: watch::Receiver<Slot>,
-    wait: std::time::Duration,
-) -> Option<Arc<CachedResponse>> {
+/// Waits for a leader's result; `None` when it gave up or the wait timed
+/// out. A wait too long for the clock is unbounded.
+pub(crate) async fn follow<T: Clone>(
+    mut rx: watch::Receiver<Option<T>>,
+    wait: Duration,
+) -> Option<T> {
     let got = tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await;
     match got {
         Ok(Ok(slot)) => slot.clone(),
@@ -162,27 +126,14 @@ pub(crate) async fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-    use http::{HeaderMap, StatusCode};
-    use std::time::Duration;
 
-    fn entry() -> Arc<CachedResponse> {
-        Arc::new(CachedResponse {
-            status: StatusCode::OK,
-            headers: HeaderMap::new(),
-            body: Bytes::from_static(b"x"),
-            trailers: None,
-            stored_at_ms: 0,
-            ttl: Duration::from_secs(1),
-            initial_age_ms: 0,
-            freshness: Duration::from_secs(1),
-            vary: Vec::new(),
-        })
+    fn entry() -> &'static str {
+        "x"
     }
 
     #[tokio::test]
     async fn followers_get_the_leaders_entry_and_the_map_empties() {
-        let flights = Arc::new(Flights::default());
+        let flights = Arc::new(Flights::<&str>::default());
         let Role::Lead(leader) = flights.join("k") else {
             panic!("first leads")
         };
@@ -191,7 +142,7 @@ mod tests {
         };
         let waiting = tokio::spawn(follow(rx, Duration::from_secs(5)));
         leader.publish(entry());
-        assert_eq!(waiting.await.unwrap().unwrap().body, "x");
+        assert_eq!(waiting.await.unwrap().unwrap(), "x");
         // Joining after the publish still gets it, until the leader is done.
         let Role::Follow(late) = flights.join("k") else {
             panic!("still in flight")
@@ -204,7 +155,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_leader_that_gives_up_releases_its_followers() {
-        let flights = Arc::new(Flights::default());
+        let flights = Arc::new(Flights::<&str>::default());
         let Role::Lead(leader) = flights.join("k") else {
             panic!()
         };
@@ -216,9 +167,9 @@ mod tests {
         assert_eq!(flights.len(), 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn waits_are_bounded() {
-        let flights = Arc::new(Flights::default());
+        let flights = Arc::new(Flights::<&str>::default());
         let Role::Lead(_leader) = flights.join("k") else {
             panic!()
         };

@@ -22,7 +22,7 @@
 //!     .get_or_set_with_tags("profile:42", ["User:42"], ttl, || async { unreachable!() })
 //!     .await?;
 //! assert_eq!(again, "Ada");
-//! cache.invalidate_tags(["User:42"]).await?;
+//! cache.invalidator().invalidate(["User:42"]).await?;
 //! let gone: Option<String> = cache.get_with_tags("profile:42", ["User:42"]).await?;
 //! assert_eq!(gone, None);
 //! # Ok(()) }
@@ -37,13 +37,7 @@
 //! error. When a type changes meaning without changing shape, raise the
 //! key's [`version`](ValueKey::version).
 
-use std::{
-    collections::HashMap,
-    fmt,
-    future::Future,
-    sync::{Arc, Mutex, Weak},
-    time::Duration,
-};
+use std::{fmt, future::Future, sync::Arc, time::Duration};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Serialize, de::DeserializeOwned};
@@ -51,9 +45,10 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{
     Error, Invalidator,
     error::ErrorKind,
+    flight::{self, Flights, Role},
     invalidate::ModelRegistry,
-    key::{FragmentedKey, IntoTag, Tag, Version},
-    store::{Op, Store},
+    key::{FragmentedKey, IntoTag, Tag},
+    store::{Guarded, Store},
     telemetry::{self, ValueLookup},
 };
 
@@ -65,22 +60,19 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The cache handle for values, models and invalidation: cheap to clone,
 /// `Send + Sync`, no lock needed by callers. See the [module docs](self).
 pub struct TagCache<St> {
-    store: St,
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    timeout: Duration,
-    models: ModelRegistry,
-    /// One lock per key being loaded, so concurrent misses load once.
-    flights: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Its writes and model registry; values are read and stored through the
+    /// same guarded store.
+    invalidator: Invalidator<St>,
+    /// The values being loaded, by entry key, so concurrent misses load
+    /// once: the loader's encoded value is handed to the others.
+    flights: Arc<Flights<Bytes>>,
 }
 
 impl<St: Clone> Clone for TagCache<St> {
     fn clone(&self) -> Self {
         Self {
-            store: self.store.clone(),
-            inner: self.inner.clone(),
+            invalidator: self.invalidator.clone(),
+            flights: self.flights.clone(),
         }
     }
 }
@@ -88,8 +80,7 @@ impl<St: Clone> Clone for TagCache<St> {
 impl<St: fmt::Debug> fmt::Debug for TagCache<St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TagCache")
-            .field("store", &self.store)
-            .field("models", &self.inner.models)
+            .field("invalidator", &self.invalidator)
             .finish_non_exhaustive()
     }
 }
@@ -104,29 +95,34 @@ impl<St: Store> TagCache<St> {
     pub fn with_timeout(store: St, timeout: Duration) -> Self {
         telemetry::describe();
         Self {
-            store,
-            inner: Arc::new(Inner {
-                timeout,
-                models: ModelRegistry::default(),
-                flights: Mutex::new(HashMap::new()),
-            }),
+            invalidator: Invalidator::new(store).timeout(timeout),
+            flights: Arc::default(),
         }
     }
 
     /// The store.
     pub fn store(&self) -> &St {
-        &self.store
+        self.invalidator.store()
     }
 
-    /// An [`Invalidator`] on the same store.
+    /// Every store call of this handle goes through the invalidator's
+    /// guarded store (one deadline, one circuit breaker).
+    fn guarded(&self) -> &Guarded<St> {
+        self.invalidator.guarded()
+    }
+
+    /// The handle's write API: bumps tags and reports model events, on the
+    /// same store, deadline, circuit breaker and model registry. Cheap: a
+    /// clone of shared handles.
     pub fn invalidator(&self) -> Invalidator<St> {
-        Invalidator::new(self.store.clone()).timeout(self.inner.timeout)
+        self.invalidator.clone()
     }
 
-    /// The model registry: register model types, then report their
-    /// lifecycle events. See [`ModelRegistry`].
+    /// The model registry (the invalidator's): register model types, then
+    /// report their lifecycle events through [`invalidator`](Self::invalidator).
+    /// See [`ModelRegistry`].
     pub fn models(&self) -> &ModelRegistry {
-        &self.inner.models
+        self.invalidator.models()
     }
 
     /// A key for one value, to set its version, group, vary values and tags
@@ -218,85 +214,6 @@ impl<St: Store> TagCache<St> {
     {
         self.key(name).tags(tags).delete().await
     }
-
-    /// Bumps tags: every value and page that depended on them misses from
-    /// now on. One store round trip.
-    ///
-    /// # Errors
-    ///
-    /// When a tag is invalid or the store failed: the bump may not have
-    /// happened.
-    pub async fn invalidate_tags<I>(&self, tags: I) -> Result<(), Error>
-    where
-        I: IntoIterator,
-        I::Item: IntoTag,
-    {
-        self.invalidator().invalidate(tags).await
-    }
-
-    /// The current version of a tag (`None`: never seeded).
-    ///
-    /// # Errors
-    ///
-    /// When the tag is invalid or the store failed.
-    pub async fn tag_version(&self, tag: impl IntoTag) -> Result<Option<Version>, Error> {
-        self.invalidator().tag_version(tag).await
-    }
-
-    /// Replaces the global epoch: every cached value and page in the store
-    /// becomes unreachable at once.
-    ///
-    /// # Errors
-    ///
-    /// When the store failed.
-    pub async fn bump_epoch(&self) -> Result<(), Error> {
-        self.invalidator().bump_epoch().await
-    }
-
-    /// Runs `write` (say, a transaction's commit) and bumps `tags` only if it
-    /// succeeded: the safe order, because a bump before the commit lets a
-    /// reader cache the old data under the new version.
-    ///
-    /// # Errors
-    ///
-    /// [`WriteError::Write`] when the write failed (nothing was bumped),
-    /// [`WriteError::Invalidate`] when it succeeded but the bump did not.
-    pub async fn write_then_invalidate<T, E, W, I>(
-        &self,
-        write: W,
-        tags: I,
-    ) -> Result<T, WriteError<E>>
-    where
-        W: Future<Output = Result<T, E>>,
-        I: IntoIterator,
-        I::Item: IntoTag,
-    {
-        let value = write.await.map_err(WriteError::Write)?;
-        self.invalidate_tags(tags)
-            .await
-            .map_err(WriteError::Invalidate)?;
-        Ok(value)
-    }
-
-    pub(crate) async fn deadline<T>(
-        &self,
-        op: Op,
-        call: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        crate::store::deadline(op, self.inner.timeout, call).await
-    }
-
-    fn flight(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut flights = self.inner.flights.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(lock) = flights.get(id).and_then(Weak::upgrade) {
-            return lock;
-        }
-        // Drop entries nobody waits on any more, so the map stays small.
-        flights.retain(|_, w| w.strong_count() > 0);
-        let lock = Arc::new(tokio::sync::Mutex::new(()));
-        flights.insert(id.to_owned(), Arc::downgrade(&lock));
-        lock
-    }
 }
 
 /// A tag whose version is fixed in code: see [`ValueKey::constant`].
@@ -311,34 +228,6 @@ pub fn constant_tag(name: impl Into<String>, version: impl fmt::Display) -> Cons
     ConstantTag {
         name: name.into(),
         version: version.to_string(),
-    }
-}
-
-/// The error of [`TagCache::write_then_invalidate`].
-#[derive(Debug)]
-pub enum WriteError<E> {
-    /// The write failed; nothing was bumped.
-    Write(E),
-    /// The write succeeded, the bump failed: cached data may be stale until
-    /// its TTL.
-    Invalidate(Error),
-}
-
-impl<E: fmt::Display> fmt::Display for WriteError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WriteError::Write(e) => write!(f, "write failed: {e}"),
-            WriteError::Invalidate(e) => write!(f, "write succeeded but invalidation failed: {e}"),
-        }
-    }
-}
-
-impl<E: std::error::Error + 'static> std::error::Error for WriteError<E> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            WriteError::Write(e) => Some(e),
-            WriteError::Invalidate(e) => Some(e),
-        }
     }
 }
 
@@ -435,10 +324,7 @@ impl<St: Store> ValueKey<'_, St> {
     /// When a tag is invalid or the store failed.
     pub async fn get<T: DeserializeOwned>(self) -> Result<Option<T>, Error> {
         let key = self.fragmented()?;
-        let lookup = self
-            .cache
-            .deadline(Op::Lookup, self.cache.store.lookup(&key))
-            .await?;
+        let lookup = self.cache.guarded().lookup(&key).await?;
         let value = lookup.entry.and_then(|bytes| decode(&bytes));
         telemetry::value_lookup(if value.is_some() {
             ValueLookup::Hit
@@ -457,13 +343,8 @@ impl<St: Store> ValueKey<'_, St> {
     pub async fn set<T: Serialize>(self, value: &T, ttl: Duration) -> Result<(), Error> {
         let key = self.fragmented()?;
         let bytes = encode(value)?;
-        let lookup = self
-            .cache
-            .deadline(Op::Lookup, self.cache.store.lookup(&key))
-            .await?;
-        self.cache
-            .deadline(Op::Put, self.cache.store.put(lookup.entry_key, bytes, ttl))
-            .await
+        let lookup = self.cache.guarded().lookup(&key).await?;
+        self.cache.guarded().put(lookup.entry_key, bytes, ttl).await
     }
 
     /// Removes the value.
@@ -473,13 +354,8 @@ impl<St: Store> ValueKey<'_, St> {
     /// When a tag is invalid or the store failed.
     pub async fn delete(self) -> Result<(), Error> {
         let key = self.fragmented()?;
-        let lookup = self
-            .cache
-            .deadline(Op::Lookup, self.cache.store.lookup(&key))
-            .await?;
-        self.cache
-            .deadline(Op::Delete, self.cache.store.delete(lookup.entry_key))
-            .await
+        let lookup = self.cache.guarded().lookup(&key).await?;
+        self.cache.guarded().delete(lookup.entry_key).await
     }
 
     /// Reads the value, or computes it with `loader` (once per key in this
@@ -497,7 +373,7 @@ impl<St: Store> ValueKey<'_, St> {
     {
         let key = self.fragmented()?;
         let cache = self.cache;
-        let lookup = match cache.deadline(Op::Lookup, cache.store.lookup(&key)).await {
+        let lookup = match cache.guarded().lookup(&key).await {
             Ok(lookup) => lookup,
             Err(err) => {
                 telemetry::value_uncached(&err);
@@ -509,10 +385,26 @@ impl<St: Store> ValueKey<'_, St> {
             telemetry::value_lookup(ValueLookup::Hit);
             return Ok(value);
         }
-        // One loader per entry key: the others wait here, then find its value.
-        let flight = cache.flight(lookup.entry_key.as_str());
-        let _guard = flight.lock().await;
-        if let Ok(again) = cache.deadline(Op::Lookup, cache.store.lookup(&key)).await
+        // One loader per entry key: the others wait for its encoded value.
+        // A loader that goes away without a value lets the next one lead.
+        let leader = loop {
+            match cache.flights.join(lookup.entry_key.as_str()) {
+                Role::Lead(leader) => break leader,
+                Role::Follow(rx) => {
+                    if let Some(value) = flight::follow(rx, Duration::MAX)
+                        .await
+                        .as_deref()
+                        .and_then(decode)
+                    {
+                        telemetry::value_lookup(ValueLookup::Coalesced);
+                        return Ok(value);
+                    }
+                }
+            }
+        };
+        // The last leader may have stored the value between our lookup and
+        // our join.
+        if let Ok(again) = cache.guarded().lookup(&key).await
             && again.entry_key == lookup.entry_key
             && let Some(value) = again.entry.as_deref().and_then(decode)
         {
@@ -523,15 +415,15 @@ impl<St: Store> ValueKey<'_, St> {
         let value = loader().await;
         match encode(&value) {
             Ok(bytes) => {
-                if let Err(err) = cache
-                    .deadline(Op::Put, cache.store.put(lookup.entry_key, bytes, ttl))
-                    .await
-                {
+                leader.publish(bytes.clone());
+                if let Err(err) = cache.guarded().put(lookup.entry_key, bytes, ttl).await {
                     telemetry::value_not_stored(&err);
                 }
             }
             Err(err) => telemetry::value_unserializable(&err),
         }
+        // Only now may a new miss lead: the value is in the store.
+        drop(leader);
         Ok(value)
     }
 }

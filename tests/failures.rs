@@ -15,14 +15,13 @@ use std::{
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use support::{
-    Redis,
-    faulty::{Fault, Faulty},
-    observed::Observed,
-};
+use support::Redis;
 use tower::{Service, ServiceExt, service_fn, util::BoxCloneService};
 use tower_tagged_cache::{
-    CacheRule, Store, TaggedCacheLayer, layer::ResponseBody, store::RedisStoreBuilder,
+    CacheRule, MemoryStore, Store, TaggedCacheLayer, WriteRule,
+    layer::ResponseBody,
+    store::RedisStoreBuilder,
+    testing::{Call, Fault, FaultyStore, PausableStore},
     tower_layer::Layer,
 };
 
@@ -58,10 +57,7 @@ async fn get(svc: &mut Svc, uri: &str) -> (u16, String, Bytes) {
 
 #[tokio::test]
 async fn store_errors_fail_open_and_trip_the_breaker() {
-    let store = Faulty {
-        fault: Fault::Error,
-        calls: Arc::default(),
-    };
+    let store = FaultyStore::always(MemoryStore::new(), Fault::Error);
     let calls = Arc::new(AtomicUsize::new(0));
     let layer = TaggedCacheLayer::new(store.clone()).circuit_breaker(3, Duration::from_secs(60));
     let invalidator = layer.invalidator();
@@ -72,7 +68,7 @@ async fn store_errors_fail_open_and_trip_the_breaker() {
         assert_eq!(cache, "tower-tagged-cache; fwd=bypass; detail=store-error");
         assert_eq!(body, format!("call #{i} for /users/1"));
     }
-    assert_eq!(store.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(store.calls(), 3);
     // The breaker is open: the store is not called, the site still answers.
     let (status, cache, _) = get(&mut svc, "/users/1").await;
     assert_eq!(
@@ -82,18 +78,23 @@ async fn store_errors_fail_open_and_trip_the_breaker() {
             "tower-tagged-cache; fwd=bypass; detail=store-unavailable"
         )
     );
-    assert_eq!(store.calls.load(Ordering::SeqCst), 3);
-    // Invalidation errors are returned to the caller.
+    assert_eq!(store.calls(), 3);
+    // Invalidation errors are returned to the caller. The layer's
+    // invalidator goes through the layer's breaker: open, it fails at once
+    // without calling the store.
     let err = invalidator.invalidate(["User:1"]).await.unwrap_err();
+    assert_eq!(err.kind(), tower_tagged_cache::ErrorKind::Unavailable);
+    assert_eq!(store.calls(), 3);
+    // A handle of its own reaches the store, and reports its error.
+    let own = tower_tagged_cache::Invalidator::new(store.clone());
+    let err = own.invalidate(["User:1"]).await.unwrap_err();
     assert_eq!(err.kind(), tower_tagged_cache::ErrorKind::Store);
+    assert_eq!(store.calls(), 4);
 }
 
 #[tokio::test]
 async fn a_hanging_store_costs_one_deadline() {
-    let store = Faulty {
-        fault: Fault::Hang,
-        calls: Arc::default(),
-    };
+    let store = FaultyStore::always(MemoryStore::new(), Fault::Hang);
     let calls = Arc::new(AtomicUsize::new(0));
     let deadline = Duration::from_millis(100);
     let layer = TaggedCacheLayer::new(store)
@@ -121,16 +122,20 @@ async fn a_hanging_store_costs_one_deadline() {
         started.elapsed() < deadline,
         "an open breaker does not wait"
     );
+    // The layer's invalidator shares its breaker: an open breaker fails the
+    // bump at once instead of waiting on a store that hangs.
+    let started = Instant::now();
     let err = invalidator.invalidate(["User:1"]).await.unwrap_err();
-    assert!(err.is_timeout());
+    assert_eq!(err.kind(), tower_tagged_cache::ErrorKind::Unavailable);
+    assert!(
+        started.elapsed() < deadline,
+        "an open breaker does not wait"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_open_breaker_sends_one_probe() {
-    let store = Faulty {
-        fault: Fault::Hang,
-        calls: Arc::default(),
-    };
+    let store = FaultyStore::always(MemoryStore::new(), Fault::Hang);
     let cooldown = Duration::from_millis(50);
     let layer = TaggedCacheLayer::new(store.clone())
         .store_timeout(Duration::from_millis(300))
@@ -155,17 +160,14 @@ async fn a_half_open_breaker_sends_one_probe() {
         .filter(|d| d.ends_with("store-timeout"))
         .count();
     assert_eq!(probes, 1, "{details:?}");
-    assert_eq!(store.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(store.calls(), 2);
 }
 
 #[tokio::test]
 async fn a_failed_bump_after_a_write_says_so() {
-    let store = Faulty {
-        fault: Fault::Error,
-        calls: Arc::default(),
-    };
+    let store = FaultyStore::always(MemoryStore::new(), Fault::Error);
     let layer = TaggedCacheLayer::new(store)
-        .rule(CacheRule::put("/users/{id}").invalidates(["User:{id}"]))
+        .rule(WriteRule::put("/users/{id}").invalidates(["User:{id}"]))
         .unwrap();
     let mut svc = service(layer, Arc::default());
     let req = Request::put("/users/1").body(Full::default()).unwrap();
@@ -305,12 +307,12 @@ async fn a_bb8_hit_is_one_redis_command() {
 /// Counts, with `INFO commandstats`, the commands that 20 hits through the
 /// layer on `store` (on `redis`) cost.
 async fn hit_is_one_redis_command<St: Store>(redis: &Redis, store: St) {
-    let store = Observed::new(store);
+    let store = PausableStore::new(store);
     let calls = Arc::new(AtomicUsize::new(0));
     let mut svc = service(TaggedCacheLayer::new(store.clone()), calls.clone());
     let (_, cache, _) = get(&mut svc, "/users/1").await;
     assert_eq!(cache, "tower-tagged-cache; fwd=miss; stored");
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
     let mut raw = redis.raw().await;
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
@@ -344,7 +346,7 @@ async fn hit_is_one_redis_command<St: Store>(redis: &Redis, store: St) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_entries_are_misses_and_get_overwritten() {
     let redis = Redis::start();
-    let store = Observed::new(redis.store().await);
+    let store = PausableStore::new(redis.store().await);
     let calls = Arc::new(AtomicUsize::new(0));
     // Without single-flight: a miss right after a store write could join
     // the flight that wrote it (still ending) and be served its response,
@@ -352,7 +354,7 @@ async fn corrupt_entries_are_misses_and_get_overwritten() {
     let layer = TaggedCacheLayer::new(store.clone()).single_flight_wait(Duration::ZERO);
     let mut svc = service(layer, calls.clone());
     get(&mut svc, "/users/1").await;
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
     let mut raw = redis.raw().await;
     let pattern = format!("{}:e:*", redis.prefix);
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -385,7 +387,7 @@ async fn corrupt_entries_are_misses_and_get_overwritten() {
         );
         assert_eq!(calls.load(Ordering::SeqCst), before + 1);
         // Each miss rewrites the entry under the same key.
-        store.puts_reached(i + 2).await;
+        store.until_completed(Call::Put, i + 2).await;
         let (_, cache, body) = get(&mut svc, "/users/1").await;
         assert_eq!(cache, "tower-tagged-cache; hit");
         assert_eq!(body, format!("call #{} for /users/1", before + 1));

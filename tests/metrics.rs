@@ -24,13 +24,11 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use support::{
-    faulty::{Fault, Faulty},
-    observed::Observed,
-};
 use tower::{Service, ServiceExt, service_fn, util::BoxCloneService};
 use tower_tagged_cache::{
-    CacheRule, MemoryStore, Store, TagCache, TaggedCacheLayer, layer::ResponseBody,
+    CacheRule, MemoryStore, Store, TagCache, TaggedCacheLayer, WriteRule,
+    layer::ResponseBody,
+    testing::{Call, Fault, FaultyStore, PausableStore},
     tower_layer::Layer,
 };
 
@@ -99,7 +97,7 @@ fn service<St: Store>(store: St, calls: Arc<AtomicUsize>, delay: Duration) -> Sv
         )
         .unwrap()
         .rule(
-            CacheRule::put("/users/{id}")
+            WriteRule::put("/users/{id}")
                 .name("user_update")
                 .invalidates(["User:{id}"]),
         )
@@ -134,14 +132,14 @@ async fn send(svc: &mut Svc, method: Method, uri: &str, cookie: bool) -> String 
 #[test]
 fn each_decision_is_counted_once() {
     let got = recorded(|| async {
-        let store = Observed::new(MemoryStore::new());
+        let store = PausableStore::new(MemoryStore::new());
         let mut svc = service(store.clone(), Arc::default(), Duration::ZERO);
         let mut get = async |uri: &str| send(&mut svc, Method::GET, uri, false).await;
         assert_eq!(
             get("/users/1").await,
             "tower-tagged-cache; fwd=miss; stored"
         );
-        store.puts_reached(1).await;
+        store.until_completed(Call::Put, 1).await;
         assert_eq!(get("/users/1").await, "tower-tagged-cache; hit");
         assert_eq!(get("/users/1").await, "tower-tagged-cache; hit");
         assert_eq!(
@@ -168,7 +166,7 @@ fn each_decision_is_counted_once() {
             send(&mut svc, Method::GET, "/users/1", false).await,
             "tower-tagged-cache; fwd=miss; stored"
         );
-        store.puts_reached(2).await;
+        store.until_completed(Call::Put, 2).await;
         assert_eq!(
             send(&mut svc, Method::GET, "/users/1", false).await,
             "tower-tagged-cache; hit"
@@ -274,7 +272,7 @@ fn concurrent_misses_join_one_flight() {
 
 #[test]
 fn store_errors_and_the_breaker() {
-    let store = Faulty::new(Fault::Error);
+    let store = FaultyStore::always(MemoryStore::new(), Fault::Error);
     let got = recorded(|| async {
         let layer = TaggedCacheLayer::new(store.clone())
             .circuit_breaker(2, Duration::from_secs(60))
@@ -294,9 +292,17 @@ fn store_errors_and_the_breaker() {
                 format!("tower-tagged-cache; fwd=bypass; detail={want}")
             );
         }
-        invalidator.invalidate(["User:1"]).await.unwrap_err();
+        // The layer's invalidator shares the open breaker: its bump fails
+        // without reaching the store, and without a store error counted.
+        let skipped = invalidator.invalidate(["User:1"]).await.unwrap_err();
+        assert_eq!(skipped.kind(), tower_tagged_cache::ErrorKind::Unavailable);
+        // A handle of its own reaches the store: its error is counted.
+        tower_tagged_cache::Invalidator::new(store.clone())
+            .invalidate(["User:1"])
+            .await
+            .unwrap_err();
     });
-    assert_eq!(store.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(store.calls(), 3);
     assert_eq!(
         got.counters,
         expected([
@@ -335,7 +341,7 @@ fn store_errors_and_the_breaker() {
 #[test]
 fn store_timeouts() {
     let got = recorded(|| async {
-        let layer = TaggedCacheLayer::new(Faulty::new(Fault::Hang))
+        let layer = TaggedCacheLayer::new(FaultyStore::always(MemoryStore::new(), Fault::Hang))
             .store_timeout(Duration::from_millis(20))
             .rule(
                 CacheRule::get("/users/{id}")
@@ -387,7 +393,7 @@ fn value_cache_reads() {
         assert_eq!((first.as_str(), again.as_str()), ("Ada", "Ada"));
         let other: Option<String> = cache.get_with_tags("other", ["User:1"]).await.unwrap();
         assert_eq!(other, None);
-        cache.invalidate_tags(["User:1"]).await.unwrap();
+        cache.invalidator().invalidate(["User:1"]).await.unwrap();
     });
     assert_eq!(
         got.counters,

@@ -5,12 +5,12 @@ use std::{
     sync::{Arc, RwLock},
 };
 
+use super::{Invalidator, WriteError};
 use crate::{
     ConfigError, Error,
     error::ErrorKind,
     key::{Tag, Version},
-    store::{Op, Store},
-    values::TagCache,
+    store::Store,
 };
 
 /// A type whose changes invalidate cached data: its instances are tagged
@@ -91,7 +91,9 @@ struct Registered {
 
 /// Maps model types to their tags and lifecycle hooks (the write paths of
 /// `fragmented_keys_django`'s `ModelTagManager`). Reached through
-/// [`TagCache::models`]; shared by every clone of the handle.
+/// [`Invalidator::models`] (or [`TagCache::models`](crate::TagCache::models));
+/// shared by every clone of the handle. Events are reported through the
+/// [`Invalidator`].
 ///
 /// Every event bumps the instance's [`model_tag`], the model's
 /// [`list_tag`], and the tags the model's hooks return for that event, all
@@ -113,9 +115,10 @@ struct Registered {
 /// cache.models().register::<Comment>()?
 ///     .on([Event::Created, Event::Deleted], |c: &Comment| vec![model_tag::<Post>(c.post_id)]);
 ///
-/// let before = cache.tag_version("Post:1").await?;
-/// cache.created(&Comment { id: 9, post_id: 1 }).await?;
-/// assert_ne!(cache.tag_version("Post:1").await?, before);
+/// let writes = cache.invalidator();
+/// let before = writes.tag_version("Post:1").await?;
+/// writes.created(&Comment { id: 9, post_id: 1 }).await?;
+/// assert_ne!(writes.tag_version("Post:1").await?, before);
 /// # Ok(()) }
 /// ```
 #[derive(Default)]
@@ -248,16 +251,15 @@ fn not_registered<M>() -> Error {
     )
 }
 
-impl<St: Store> TagCache<St> {
+impl<St: Store> Invalidator<St> {
     async fn event<M: Model>(&self, m: &M, event: Event) -> Result<(), Error> {
         let tags = self.models().tags_for(m, event)?;
-        self.deadline(Op::Bump(tags.len()), self.store().bump(&tags))
-            .await
+        self.store.bump(&tags).await
     }
 }
 
 /// Lifecycle events, reported after the write committed.
-impl<St: Store> TagCache<St> {
+impl<St: Store> Invalidator<St> {
     /// Reports that `m` was inserted (after the commit).
     ///
     /// # Errors
@@ -273,20 +275,18 @@ impl<St: Store> TagCache<St> {
     ///
     /// # Errors
     ///
-    /// [`WriteError::Write`](crate::values::WriteError::Write) when the write
-    /// failed (nothing bumped), [`WriteError::Invalidate`](crate::values::WriteError::Invalidate)
-    /// when the bump failed after it.
+    /// [`WriteError::Write`] when the write failed (nothing bumped),
+    /// [`WriteError::Invalidate`] when the bump failed after it.
     pub async fn after_commit<M, T, E, W>(
         &self,
         write: W,
         event: Event,
         m: &M,
-    ) -> Result<T, crate::values::WriteError<E>>
+    ) -> Result<T, WriteError<E>>
     where
         M: Model,
         W: std::future::Future<Output = Result<T, E>>,
     {
-        use crate::values::WriteError;
         let value = write.await.map_err(WriteError::Write)?;
         self.event(m, event).await.map_err(WriteError::Invalidate)?;
         Ok(value)
@@ -326,8 +326,7 @@ impl<St: Store> TagCache<St> {
         }
         let mut tags: Vec<Tag> = pks.into_iter().map(model_tag::<M>).collect();
         tags.push(list_tag::<M>());
-        self.deadline(Op::Bump(tags.len()), self.store().bump(&tags))
-            .await
+        self.store.bump(&tags).await
     }
 
     /// Bumps a scope of `M`: the tag `M::TAG:scope` (`Review:org:42`), for
@@ -340,8 +339,7 @@ impl<St: Store> TagCache<St> {
         if !self.models().is_registered::<M>() {
             return Err(not_registered::<M>());
         }
-        self.deadline(Op::Bump(1), self.store().bump(&[model_tag::<M>(scope)]))
-            .await
+        self.store.bump(&[model_tag::<M>(scope)]).await
     }
 
     /// The current version of `m`'s model tag.

@@ -5,7 +5,7 @@ use moka::{Expiry, sync::Cache};
 
 use super::{DEFAULT_PREFIX, DEFAULT_VERSION_TTL, EntryKey, Lookup, Store};
 use crate::{
-    Error,
+    Error, clock,
     key::{self, FragmentedKey, Tag, Version},
 };
 
@@ -50,6 +50,9 @@ struct Inner {
 struct Stored {
     bytes: Bytes,
     ttl: Duration,
+    /// When the entry stops being served, on the crate's clock (which a
+    /// paused tokio clock moves); moka evicts it around then on its own.
+    expires_at_ms: u64,
 }
 
 struct PerEntryTtl;
@@ -148,12 +151,20 @@ impl MemoryStore {
 
     /// Drops the versions of these tags, as eviction would. Entries stored
     /// under them become unreachable; the next lookup seeds fresh versions.
-    pub fn forget_versions(&self, tags: &[Tag]) {
+    /// (The conformance suite's backdoor, `testing::conformance::Backdoor`.)
+    #[cfg(feature = "testing")]
+    pub(crate) fn forget_versions(&self, tags: &[Tag]) {
         for tag in tags {
             self.inner
                 .versions
                 .invalidate(&key::version_key(&self.inner.prefix, tag));
         }
+    }
+
+    /// Whether an entry is stored under `key`, reachable or not.
+    #[cfg(feature = "testing")]
+    pub(crate) fn holds_entry(&self, key: &EntryKey) -> bool {
+        self.inner.entries.contains_key(key.as_str())
     }
 
     /// Bytes currently held by entries (approximate: moka applies pending
@@ -210,6 +221,7 @@ impl Store for MemoryStore {
             .inner
             .entries
             .get(entry_key.as_str())
+            .filter(|stored| clock::now_ms() < stored.expires_at_ms)
             .map(|stored| stored.bytes);
         Ok(Lookup {
             entry_key,
@@ -220,9 +232,16 @@ impl Store for MemoryStore {
 
     async fn put(&self, key: EntryKey, value: Bytes, ttl: Duration) -> Result<(), Error> {
         if !ttl.is_zero() {
-            self.inner
-                .entries
-                .insert(key.0, Stored { bytes: value, ttl });
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            let expires_at_ms = clock::now_ms().saturating_add(ttl_ms);
+            self.inner.entries.insert(
+                key.0,
+                Stored {
+                    bytes: value,
+                    ttl,
+                    expires_at_ms,
+                },
+            );
         }
         Ok(())
     }
