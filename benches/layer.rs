@@ -23,7 +23,7 @@ use std::{
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -33,7 +33,7 @@ use tokio::runtime::Runtime;
 use tower::{Service, ServiceExt, service_fn};
 use tower_tagged_cache::{
     CacheRule, FragmentedKey, Invalidator, MemoryStore, Store, Tag, TaggedCacheLayer,
-    store::entry::CachedResponse, tower_layer::Layer,
+    tower_layer::Layer,
 };
 
 fn body_1k() -> Bytes {
@@ -57,30 +57,6 @@ fn key_derivation(c: &mut Criterion) {
             }
             black_box(k.finish())
         })
-    });
-    g.finish();
-}
-
-fn entry_codec(c: &mut Criterion) {
-    let mut g = c.benchmark_group("entry");
-    let mut headers = HeaderMap::new();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    headers.insert("etag", HeaderValue::from_static("\"abc\""));
-    let entry = CachedResponse {
-        status: StatusCode::OK,
-        headers,
-        body: body_1k(),
-        trailers: None,
-        stored_at_ms: 1,
-        ttl: Duration::from_secs(60),
-        initial_age_ms: 0,
-        freshness: Duration::from_secs(60),
-        vary: Vec::new(),
-    };
-    let encoded = entry.encode();
-    g.bench_function("encode_1k", |b| b.iter(|| black_box(entry.encode())));
-    g.bench_function("decode_1k", |b| {
-        b.iter(|| black_box(CachedResponse::decode(encoded.clone())))
     });
     g.finish();
 }
@@ -329,7 +305,6 @@ async fn start_quickstart<St: Store>(store: St) -> (String, Invalidator<St>) {
 criterion_group!(
     benches,
     key_derivation,
-    entry_codec,
     rule_matching,
     middleware,
     quickstart_http

@@ -675,7 +675,7 @@ fn monitor_sample(
     expect: &Arc<Vec<Bytes>>,
 ) -> BTreeMap<String, f64> {
     rt.block_on(async {
-        let mut monitor = support::Monitor::start(redis).await;
+        let mut monitor = support::monitor::Monitor::start(redis).await;
         let far = Instant::now() + Duration::from_secs(3600);
         let (done, _) = drive(
             addr,
@@ -698,7 +698,7 @@ fn monitor_sample(
         let lines = monitor.until(&sentinel).await;
         let mut per: BTreeMap<String, f64> = BTreeMap::new();
         for line in lines {
-            if let Some(name) = support::monitor_client_command(&line)
+            if let Some(name) = support::monitor::monitor_client_command(&line)
                 && !is_bench_command(&name)
             {
                 *per.entry(name).or_default() += 1.0 / done as f64;

@@ -53,8 +53,8 @@ use sqlx::{
 };
 use tower_tagged_cache::{
     CacheRule, ConfigError, MemoryStore, RedisStore, Store, Tag, TagCache, TaggedCacheLayer,
+    invalidate::WriteError,
     invalidate::{Event, Model, model_tag},
-    values::WriteError,
 };
 
 /// Deadline of every store call: past it, requests are served uncached.
@@ -349,6 +349,7 @@ async fn update_post<St: Store>(
     let post = Post { id, author_id };
     match s
         .cache
+        .invalidator()
         .after_commit(tx.commit(), Event::Updated, &post)
         .await
     {
@@ -379,6 +380,7 @@ async fn delete_post<St: Store>(State(s): State<AppState<St>>, Path(id): Path<i6
     let post = Post { id, author_id };
     match s
         .cache
+        .invalidator()
         .after_commit(tx.commit(), Event::Deleted, &post)
         .await
     {
@@ -420,6 +422,7 @@ async fn add_comment<St: Store>(
     let comment = Comment { id, post_id };
     match s
         .cache
+        .invalidator()
         .after_commit(tx.commit(), Event::Created, &comment)
         .await
     {
@@ -472,6 +475,7 @@ async fn rename_author<St: Store>(
     };
     match s
         .cache
+        .invalidator()
         .after_commit(tx.commit(), Event::Updated, &author)
         .await
     {

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use axum::{Router, extract::Path, routing::get};
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
-use tower_tagged_cache::{CacheRule, ConfigError, MemoryStore, TaggedCacheLayer};
+use tower_tagged_cache::{CacheRule, ConfigError, MemoryStore, TaggedCacheLayer, WriteRule};
 
 /// Upper bounds of the store latency histogram's buckets, in seconds: a
 /// memory lookup takes microseconds, a Redis round trip about a
@@ -67,7 +67,7 @@ pub fn app(metrics: PrometheusHandle) -> Result<Router, ConfigError> {
                 .ttl(Duration::from_secs(60)),
         )?
         .rule(
-            CacheRule::put("/users/{id}")
+            WriteRule::put("/users/{id}")
                 .name("user_update")
                 .invalidates(["User:{id}"]),
         )?;

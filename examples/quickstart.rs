@@ -35,7 +35,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 use tower_tagged_cache::{
-    CacheRule, ConfigError, MemoryStore, RedisStore, Store, TaggedCacheLayer,
+    CacheRule, ConfigError, MemoryStore, RedisStore, Store, TaggedCacheLayer, WriteRule,
 };
 
 /// Deadline of every store call: past it, requests are served uncached.
@@ -66,7 +66,7 @@ pub fn app<St: Store>(store: St, db: Db) -> Result<Router, ConfigError> {
                 .ttl(Duration::from_secs(60)),
         )?
         .rule(
-            CacheRule::put("/users/{id}")
+            WriteRule::put("/users/{id}")
                 .parse_param::<u64>("id")
                 .invalidates(["User:{id}"]),
         )?;

@@ -49,11 +49,11 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use axum::{Router, routing::get};
-//! use tower_tagged_cache::{CacheRule, MemoryStore, TaggedCacheLayer};
+//! use tower_tagged_cache::{CacheRule, MemoryStore, TaggedCacheLayer, WriteRule};
 //!
 //! let cache = TaggedCacheLayer::new(MemoryStore::new())
 //!     .rule(CacheRule::get("/users/{id}").tags(["User:{id}"]))?
-//!     .rule(CacheRule::put("/users/{id}").invalidates(["User:{id}"]))?;
+//!     .rule(WriteRule::put("/users/{id}").invalidates(["User:{id}"]))?;
 //! let app: Router = Router::new()
 //!     .route("/users/{id}", get(|| async { "..." }).put(|| async { "saved" }))
 //!     .layer(cache);
@@ -88,7 +88,7 @@
 //! - [`TagCache`] caches serde values under tags (`get_or_set_with_tags`
 //!   loads once per key however many callers miss), see [`values`];
 //! - its [`ModelRegistry`](invalidate::ModelRegistry) maps model types to
-//!   tags and hooks, and [`TagCache::after_commit`] bumps them once the
+//!   tags and hooks, and [`Invalidator::after_commit`] bumps them once the
 //!   write committed, see the [write paths guide](guide::write_paths);
 //! - `#[tagged_cache(...)]` (feature `macros`) caches an async function;
 //! - the `tagcache` binary (feature `cli`) reads and bumps versions in Redis.
@@ -101,10 +101,15 @@
 //! deadline ([`TaggedCacheLayer::store_timeout`]), the request is served by
 //! the inner service and nothing is stored; a rate-limited warning is logged
 //! (feature `tracing`) and the failure counted (feature `metrics`, see
-//! [the list of metrics](layer#metrics)). After repeated failures the store is skipped for a while
-//! ([`TaggedCacheLayer::circuit_breaker`]) and probed again. Errors of
-//! [`Invalidator`] calls are returned: the caller must know the bump did not
-//! happen.
+//! [the list of metrics](layer#metrics)). Every store call of the crate
+//! (lookups, stores, leases, and bumps from write rules, the [`Invalidator`]
+//! and the [`TagCache`]) goes through one guarded path: its deadline and a
+//! circuit breaker. After repeated failures the store is skipped for a
+//! cooldown ([`TaggedCacheLayer::circuit_breaker`]): requests are served
+//! uncached and bumps fail at once, without waiting on the store. Then one
+//! call at a time probes it; the first that succeeds closes the breaker.
+//! Errors of [`Invalidator`] calls are returned: the caller must know the
+//! bump did not happen.
 //!
 //! # Keys and store layout
 //!
@@ -122,17 +127,22 @@
 //! | `cli` | the `tagcache` command-line tool | No |
 //! | `tracing` | spans and events through [`tracing`](https://docs.rs/tracing): a `debug` event for each cache decision, rate-limited warnings for store failures ([list](layer#tracing)) | Yes |
 //! | `metrics` | counters and a store latency histogram through the [`metrics`](https://docs.rs/metrics) facade, for Prometheus and others ([list](layer#metrics)) | No |
+//! | `testing` | the testing kit, module `testing`: the store conformance suite for your own [`Store`], pausable and faulty store wrappers, a staleness checker, tokio's paused clock (enables `tokio/test-util`); for tests only | No |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod clock;
 mod error;
+mod flight;
 pub mod invalidate;
 pub mod key;
 pub mod layer;
 pub mod rules;
 pub mod store;
 mod telemetry;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod values;
 
 /// Guides.
@@ -155,7 +165,7 @@ pub use self::{
     invalidate::Invalidator,
     key::{FragmentedKey, Tag, TagTemplate, VaryOn, Version},
     layer::{CACHE_STATUS, TaggedCache, TaggedCacheLayer},
-    rules::CacheRule,
+    rules::{CacheRule, WriteRule},
     store::Store,
     values::TagCache,
 };
@@ -190,7 +200,7 @@ pub use self::store::RedisStore;
 /// assert_eq!(greeting(1, "en".into()).await, "[en] hello, user 1");
 /// assert_eq!(greeting(1, "en".into()).await, "[en] hello, user 1"); // cached
 /// assert_eq!(CALLS.load(Ordering::SeqCst), 1);
-/// CACHE.invalidate_tags(["User:1"]).await?;
+/// CACHE.invalidator().invalidate(["User:1"]).await?;
 /// greeting(1, "en".into()).await;
 /// assert_eq!(CALLS.load(Ordering::SeqCst), 2);
 /// # Ok(()) }

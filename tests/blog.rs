@@ -15,8 +15,11 @@ use std::collections::HashMap;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{JsonReply, observed::Observed};
-use tower_tagged_cache::{MemoryStore, Store};
+use support::JsonReply;
+use tower_tagged_cache::{
+    Store,
+    testing::{Call, PausableStore},
+};
 
 const MISS: &str = "tower-tagged-cache; fwd=miss; stored";
 const HIT: &str = "tower-tagged-cache; hit";
@@ -33,7 +36,7 @@ const PAGES: [&str; 5] = [
 
 struct Blog<St> {
     client: support::JsonClient,
-    store: Observed<St>,
+    store: PausableStore<St>,
     /// Store writes awaited so far.
     puts: usize,
     /// What each page showed when it was last stored.
@@ -46,7 +49,7 @@ impl<St: Store> Blog<St> {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("blog.db").display());
         let db = blog::open_db(&url).await.unwrap();
-        let store = Observed::new(store);
+        let store = PausableStore::new(store);
         let app = blog::app(store.clone(), db).unwrap();
         Self {
             client: support::JsonClient::new(support::serve(app).await),
@@ -80,7 +83,7 @@ impl<St: Store> Blog<St> {
             assert_ne!(before["computed_at"], reply.json["computed_at"], "{path}");
         }
         self.puts += 1;
-        self.store.puts_reached(self.puts).await;
+        self.store.until_completed(Call::Put, self.puts).await;
         self.cached.insert(path, reply.json.clone());
         reply.json
     }
@@ -152,7 +155,7 @@ async fn update_post<St: Store>(store: St) {
     )
     .await;
     app.hit("/posts/1").await;
-    assert_eq!(app.store.puts(), app.puts);
+    assert_eq!(app.store.completed(Call::Put), app.puts);
 }
 
 /// `PUT /authors/{id}` reaches every post page of theirs, and no list.
@@ -236,27 +239,7 @@ async fn delete_post<St: Store>(store: St) {
     app.write(Method::DELETE, "/posts/1", None, StatusCode::NOT_FOUND)
         .await;
     app.others_hit(&["/posts/1"]).await;
-    assert_eq!(app.store.puts(), app.puts);
+    assert_eq!(app.store.completed(Call::Put), app.puts);
 }
 
-macro_rules! on_both_stores {
-    ($($flow:ident => $memory:ident, $redis:ident;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $memory() {
-            $flow(MemoryStore::new()).await;
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $redis() {
-            let redis = support::Redis::start();
-            $flow(redis.store().await).await;
-        }
-    )*};
-}
-
-on_both_stores! {
-    update_post => update_post_on_memory, update_post_on_redis;
-    rename_author => rename_author_on_memory, rename_author_on_redis;
-    add_comment => add_comment_on_memory, add_comment_on_redis;
-    delete_post => delete_post_on_memory, delete_post_on_redis;
-}
+support::every_store!(update_post, rename_author, add_comment, delete_post);

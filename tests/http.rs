@@ -16,12 +16,12 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use support::{
-    observed::Observed,
-    scripted::{Scripted, Step},
-};
+use support::scripted::{Scripted, Step};
 use tower::service_fn;
-use tower_tagged_cache::{CacheRule, MemoryStore, Store, TaggedCacheLayer};
+use tower_tagged_cache::{
+    CacheRule, MemoryStore, Store, TaggedCacheLayer,
+    testing::{Call, PausableStore},
+};
 
 struct Seen {
     cache_status: String,
@@ -46,7 +46,7 @@ async fn fetch(url: &str) -> Seen {
 }
 
 async fn trailers_survive_both_paths<St: Store>(store: St) {
-    let store = Observed::new(store);
+    let store = PausableStore::new(store);
     let calls = Arc::new(AtomicUsize::new(0));
     let origin = {
         let calls = calls.clone();
@@ -90,7 +90,7 @@ async fn trailers_survive_both_paths<St: Store>(store: St) {
     );
     // hyper stops polling after the trailers frame: the write must not wait
     // for an end of stream that never comes.
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
 
     let hit = fetch(&url).await;
     assert_eq!(hit.cache_status, "tower-tagged-cache; hit");
@@ -101,22 +101,13 @@ async fn trailers_survive_both_paths<St: Store>(store: St) {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trailers_over_http_on_memory() {
-    trailers_survive_both_paths(MemoryStore::new()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trailers_over_http_on_redis() {
-    let redis = support::Redis::start();
-    trailers_survive_both_paths(redis.store().await).await;
-}
+support::every_store!(trailers_survive_both_paths);
 
 /// Nested routers see their paths without the prefix; with one store and the
 /// same rule, their namespaces keep the admin page away from the public one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nested_routers_on_one_store_stay_apart() {
-    let store = Observed::new(MemoryStore::new());
+    let store = PausableStore::new(MemoryStore::new());
     let section = |label: &'static str| {
         let layer = TaggedCacheLayer::new(store.clone())
             .namespace(label)
@@ -136,11 +127,11 @@ async fn nested_routers_on_one_store_stay_apart() {
 
     let admin = fetch(&format!("{base}/admin/users/1")).await;
     assert_eq!(admin.body, "admin view");
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
     let public = fetch(&format!("{base}/public/users/1")).await;
     assert_eq!(public.cache_status, "tower-tagged-cache; fwd=miss; stored");
     assert_eq!(public.body, "public view");
-    store.puts_reached(2).await;
+    store.until_completed(Call::Put, 2).await;
     assert_eq!(
         fetch(&format!("{base}/admin/users/1")).await.body,
         "admin view"

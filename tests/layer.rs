@@ -14,14 +14,13 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use support::{
-    observed::Observed,
-    scripted::{Scripted, Step},
-};
+use support::scripted::{Scripted, Step};
 use tokio::sync::Notify;
 use tower::{Service, ServiceExt, service_fn, util::BoxCloneService};
 use tower_tagged_cache::{
-    CacheRule, Invalidator, Store, TaggedCacheLayer, VaryOn, layer::ResponseBody,
+    CacheRule, Invalidator, Store, TaggedCacheLayer, VaryOn, WriteRule,
+    layer::ResponseBody,
+    testing::{Call, PausableStore},
     tower_layer::Layer,
 };
 
@@ -109,11 +108,11 @@ fn user_rule() -> CacheRule {
 fn fixture<St: Store>(
     store: St,
 ) -> (
-    Observed<St>,
+    PausableStore<St>,
     Arc<AtomicUsize>,
-    TaggedCacheLayer<Observed<St>>,
+    TaggedCacheLayer<PausableStore<St>>,
 ) {
-    let store = Observed::new(store);
+    let store = PausableStore::new(store);
     let layer = TaggedCacheLayer::new(store.clone())
         .rule(user_rule())
         .unwrap();
@@ -135,7 +134,7 @@ async fn miss_hit_invalidate<St: Store>(store: St) {
     let first = send(&mut svc, get("/users/42")).await;
     assert_eq!(first.cache_status(), "tower-tagged-cache; fwd=miss; stored");
     assert_eq!(first.body, "call #1 for /users/42");
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
 
     let second = send(&mut svc, get("/users/42")).await;
     assert_eq!(second.cache_status(), "tower-tagged-cache; hit");
@@ -148,7 +147,7 @@ async fn miss_hit_invalidate<St: Store>(store: St) {
     // Another user is another entry.
     let other = send(&mut svc, get("/users/7")).await;
     assert_eq!(other.body, "call #2 for /users/7");
-    store.puts_reached(2).await;
+    store.until_completed(Call::Put, 2).await;
 
     invalidator.invalidate(["User:42"]).await.unwrap();
     let third = send(&mut svc, get("/users/42")).await;
@@ -174,8 +173,12 @@ async fn head_uses_the_get_entry<St: Store>(store: St) {
     let first = send(&mut svc, get("/users/1")).await;
     assert_eq!(first.cache_status(), "tower-tagged-cache; fwd=miss; stored");
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    store.puts_reached(1).await;
-    assert_eq!(store.puts(), 1, "the HEAD miss stored nothing");
+    store.until_completed(Call::Put, 1).await;
+    assert_eq!(
+        store.completed(Call::Put),
+        1,
+        "the HEAD miss stored nothing"
+    );
 
     let warm = send(&mut svc, head()).await;
     assert_eq!(warm.cache_status(), "tower-tagged-cache; hit");
@@ -281,7 +284,7 @@ async fn learned_vary_keeps_variants_apart<St: Store>(store: St) {
     };
     let en = send(&mut svc, lang("en")).await;
     assert_eq!(en.cache_status(), "tower-tagged-cache; fwd=miss; stored");
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
     assert_eq!(send(&mut svc, lang("en")).await.body, en.body);
     let fr = send(&mut svc, lang("fr")).await;
     assert_eq!(
@@ -289,7 +292,7 @@ async fn learned_vary_keeps_variants_apart<St: Store>(store: St) {
         "tower-tagged-cache; fwd=vary-miss; stored"
     );
     assert!(fr.body.ends_with(b"Some(\"fr\")"), "{:?}", fr.body);
-    store.puts_reached(2).await;
+    store.until_completed(Call::Put, 2).await;
     let fr_again = send(&mut svc, lang("fr")).await;
     assert_eq!(fr_again.cache_status(), "tower-tagged-cache; hit");
     assert_eq!(fr_again.body, fr.body);
@@ -306,7 +309,7 @@ async fn learned_vary_keeps_variants_apart<St: Store>(store: St) {
 }
 
 async fn incomplete_and_oversized_bodies_are_not_stored<St: Store>(store: St) {
-    let store = Observed::new(store);
+    let store = PausableStore::new(store);
     let calls = Arc::new(AtomicUsize::new(0));
     let layer = TaggedCacheLayer::new(store.clone())
         .max_body_size(64)
@@ -350,7 +353,7 @@ async fn incomplete_and_oversized_bodies_are_not_stored<St: Store>(store: St) {
     );
     assert_eq!(seen.body.len(), 100);
     assert_eq!(calls.load(Ordering::SeqCst), 5);
-    assert_eq!(store.puts(), 0);
+    assert_eq!(store.completed(Call::Put), 0);
 }
 
 /// A body that ends cleanly but short of its `Content-Length` is a cut-off
@@ -372,7 +375,7 @@ async fn bodies_short_of_their_length_are_not_stored<St: Store>(store: St) {
     assert_eq!(short.body, "half");
     // A complete response after it is stored; the short one never was.
     send(&mut svc, get("/users/full")).await;
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
     let again = send(&mut svc, get("/users/short")).await;
     assert_eq!(again.cache_status(), "tower-tagged-cache; fwd=miss; stored");
     assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -380,7 +383,7 @@ async fn bodies_short_of_their_length_are_not_stored<St: Store>(store: St) {
         send(&mut svc, get("/users/full")).await.cache_status(),
         "tower-tagged-cache; hit"
     );
-    assert_eq!(store.puts(), 1);
+    assert_eq!(store.completed(Call::Put), 1);
 }
 
 async fn trailers_are_stored_and_replayed<St: Store>(store: St) {
@@ -398,7 +401,7 @@ async fn trailers_are_stored_and_replayed<St: Store>(store: St) {
     let miss = send(&mut svc, get("/users/1")).await;
     assert_eq!(miss.body, "part one, part two");
     assert_eq!(miss.trailers.as_ref().unwrap()["grpc-status"], "0");
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
     let hit = send(&mut svc, get("/users/1")).await;
     assert_eq!(hit.cache_status(), "tower-tagged-cache; hit");
     assert_eq!(hit.body, "part one, part two");
@@ -407,7 +410,7 @@ async fn trailers_are_stored_and_replayed<St: Store>(store: St) {
 }
 
 async fn vary_on_values_never_share_an_entry<St: Store>(store: St) {
-    let store = Observed::new(store);
+    let store = PausableStore::new(store);
     let calls = Arc::new(AtomicUsize::new(0));
     let layer = TaggedCacheLayer::new(store.clone())
         .rule(
@@ -458,7 +461,7 @@ async fn vary_on_values_never_share_an_entry<St: Store>(store: St) {
             "tower-tagged-cache; fwd=miss; stored",
             "{lang:?} {tenant:?}"
         );
-        store.puts_reached(i + 1).await;
+        store.until_completed(Call::Put, i + 1).await;
         bodies.push(seen.body);
     }
     for ((lang, tenant), body) in variants.iter().zip(&bodies) {
@@ -473,7 +476,7 @@ async fn vary_on_values_never_share_an_entry<St: Store>(store: St) {
 }
 
 async fn credentials_bypass_unless_varied_on<St: Store>(store: St) {
-    let store = Observed::new(store);
+    let store = PausableStore::new(store);
     let calls = Arc::new(AtomicUsize::new(0));
     let layer = TaggedCacheLayer::new(store.clone())
         .rule(user_rule())
@@ -501,7 +504,7 @@ async fn credentials_bypass_unless_varied_on<St: Store>(store: St) {
     // Warm the shared entry, then make sure credentialed requests neither
     // read it nor write it.
     send(&mut svc, get("/users/1")).await;
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
     let alice = send(&mut svc, with("/users/1", "authorization", "Bearer alice")).await;
     assert_eq!(
         alice.cache_status(),
@@ -523,9 +526,9 @@ async fn credentials_bypass_unless_varied_on<St: Store>(store: St) {
 
     // A rule that varies on Authorization keeps one entry per credential.
     let a1 = send(&mut svc, with("/me/1", "authorization", "Bearer alice")).await;
-    store.puts_reached(2).await;
+    store.until_completed(Call::Put, 2).await;
     let b1 = send(&mut svc, with("/me/1", "authorization", "Bearer bob")).await;
-    store.puts_reached(3).await;
+    store.until_completed(Call::Put, 3).await;
     let a2 = send(&mut svc, with("/me/1", "authorization", "Bearer alice")).await;
     let b2 = send(&mut svc, with("/me/1", "authorization", "Bearer bob")).await;
     assert_eq!(a2.cache_status(), "tower-tagged-cache; hit");
@@ -539,7 +542,7 @@ async fn credentials_bypass_unless_varied_on<St: Store>(store: St) {
 /// computing. The slow response was read from old data and must not be
 /// served after the bump.
 async fn bump_during_slow_request_is_not_undone<St: Store>(store: St) {
-    let store = Observed::new(store);
+    let store = PausableStore::new(store);
     let db = Arc::new(Mutex::new("old name".to_owned()));
     let entered = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
@@ -576,12 +579,12 @@ async fn bump_during_slow_request_is_not_undone<St: Store>(store: St) {
     release.notify_one();
     let slow = slow.await.unwrap();
     assert_eq!(slow.body, "old name");
-    store.puts_reached(1).await; // the slow response was stored, under the old versions
+    store.until_completed(Call::Put, 1).await; // the slow response was stored, under the old versions
 
     let next = send(&mut svc, get("/users/1")).await;
     assert_eq!(next.cache_status(), "tower-tagged-cache; fwd=miss; stored");
     assert_eq!(next.body, "new name");
-    store.puts_reached(2).await;
+    store.until_completed(Call::Put, 2).await;
     let after = send(&mut svc, get("/users/1")).await;
     assert_eq!(after.cache_status(), "tower-tagged-cache; hit");
     assert_eq!(after.body, "new name");
@@ -591,7 +594,7 @@ async fn write_rules_bump_after_success_only<St: Store>(store: St) {
     let layer = TaggedCacheLayer::new(store)
         .rule(user_rule())
         .unwrap()
-        .rule(CacheRule::put("/users/{id}").invalidates(["User:{id}", "Dashboard"]))
+        .rule(WriteRule::put("/users/{id}").invalidates(["User:{id}", "Dashboard"]))
         .unwrap();
     let invalidator = layer.invalidator();
     let calls = Arc::new(AtomicUsize::new(0));
@@ -645,14 +648,14 @@ async fn unparsed_writes_still_invalidate_their_uri<St: Store>(store: St) {
     let (store, calls, layer) = fixture(store);
     let layer = layer
         .rule(
-            CacheRule::put("/users/{id}")
+            WriteRule::put("/users/{id}")
                 .parse_param::<u64>("id")
                 .invalidates(["User:{id}"]),
         )
         .unwrap();
     let mut svc = stack(layer, counting(&calls));
     send(&mut svc, get("/users/abc")).await;
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
     assert_eq!(
         send(&mut svc, get("/users/abc")).await.cache_status(),
         "tower-tagged-cache; hit"
@@ -676,7 +679,7 @@ fn gated_origin() -> (impl Inner, Arc<AtomicUsize>, Arc<Notify>, Arc<Notify>) {
 /// N concurrent misses on one key make one inner call; all get its body.
 async fn concurrent_misses_make_one_inner_call<St: Store>(store: St) {
     const N: usize = 40;
-    let store = Observed::new(store);
+    let store = PausableStore::new(store);
     let layer = TaggedCacheLayer::new(store.clone())
         .rule(user_rule())
         .unwrap();
@@ -694,7 +697,7 @@ async fn concurrent_misses_make_one_inner_call<St: Store>(store: St) {
     }
     // Every request has looked up (and missed) before the first call ends:
     // without single-flight each would call the inner service.
-    store.lookups_reached(N).await;
+    store.until_completed(Call::Lookup, N).await;
     release.notify_one();
     let seen = requests.join_all().await;
     assert_eq!(
@@ -715,7 +718,7 @@ async fn concurrent_misses_make_one_inner_call<St: Store>(store: St) {
             s.cache_status()
         );
     }
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
 }
 
 /// When the first request goes away mid-call, the ones waiting on it still
@@ -748,7 +751,7 @@ async fn followers_survive_a_cancelled_leader<St: Store>(store: St) {
 }
 
 async fn handlers_find_the_invalidator<St: Store>(store: St) {
-    let store = Observed::new(store);
+    let store = PausableStore::new(store);
     let layer = TaggedCacheLayer::new(store.clone())
         .rule(user_rule())
         .unwrap();
@@ -756,7 +759,7 @@ async fn handlers_find_the_invalidator<St: Store>(store: St) {
         if req.method() == http::Method::POST {
             let inv = req
                 .extensions()
-                .get::<Invalidator<Observed<St>>>()
+                .get::<Invalidator<PausableStore<St>>>()
                 .expect("invalidator extension");
             inv.invalidate(["User:5"]).await.unwrap();
         }
@@ -767,7 +770,7 @@ async fn handlers_find_the_invalidator<St: Store>(store: St) {
     });
     let mut svc = stack(layer, inner);
     let first = send(&mut svc, get("/users/5")).await;
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
     assert_eq!(send(&mut svc, get("/users/5")).await.body, first.body);
     let post = Request::post("/admin/flush-user-5")
         .body(Full::default())
@@ -786,7 +789,7 @@ async fn percent_encoded_params_share_the_tag<St: Store>(store: St) {
     let invalidator = layer.invalidator();
     let mut svc = stack(layer, counting(&calls));
     send(&mut svc, get("/users/4%32")).await;
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
     assert_eq!(
         send(&mut svc, get("/users/4%32")).await.cache_status(),
         "tower-tagged-cache; hit"
@@ -810,7 +813,7 @@ async fn percent_encoded_params_share_the_tag<St: Store>(store: St) {
 }
 
 async fn query_strings_are_part_of_the_key<St: Store>(store: St) {
-    let store = Observed::new(store);
+    let store = PausableStore::new(store);
     let calls = Arc::new(AtomicUsize::new(0));
     let layer = TaggedCacheLayer::new(store.clone())
         .rule(user_rule())
@@ -824,20 +827,20 @@ async fn query_strings_are_part_of_the_key<St: Store>(store: St) {
         .unwrap();
     let mut svc = stack(layer, counting(&calls));
     let a = send(&mut svc, get("/users/1?fields=name")).await;
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
     let b = send(&mut svc, get("/users/1?fields=email")).await;
     assert_ne!(a.body, b.body);
-    store.puts_reached(2).await;
+    store.until_completed(Call::Put, 2).await;
     // With ignore_query, only the declared parameter counts.
     send(&mut svc, get("/feed?page=2&utm_source=x")).await;
-    store.puts_reached(3).await;
+    store.until_completed(Call::Put, 3).await;
     let same = send(&mut svc, get("/feed?utm_source=y&page=2")).await;
     assert_eq!(same.cache_status(), "tower-tagged-cache; hit");
     let other = send(&mut svc, get("/feed?page=3")).await;
     assert_eq!(other.cache_status(), "tower-tagged-cache; fwd=miss; stored");
 }
 
-support::both_stores!(
+support::every_store!(
     miss_hit_invalidate,
     head_uses_the_get_entry,
     unstorable_responses_pass_through,
@@ -894,7 +897,7 @@ fn gated_origin_first(
 /// the lease before calling it), then to B and waits until B was refused
 /// the lease (B now waits for A's entry). Also returns B.
 async fn a_leads_b_waits(
-    store: &Observed<tower_tagged_cache::RedisStore>,
+    store: &PausableStore<tower_tagged_cache::RedisStore>,
     origin: impl Inner,
     entered: &Notify,
     path: &'static str,
@@ -914,7 +917,7 @@ async fn a_leads_b_waits(
     let first = run(a);
     entered.notified().await;
     let second = run(b.clone());
-    store.refused_leases_reached(1).await;
+    store.until_refused_leases(1).await;
     (first, second, b)
 }
 
@@ -923,7 +926,7 @@ async fn a_leads_b_waits(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_makes_one_inner_call_across_app_servers() {
     let redis = support::Redis::start();
-    let store = Observed::new(redis.store().await);
+    let store = PausableStore::new(redis.store().await);
     let (origin, calls, entered, release) = gated_origin_first(StatusCode::OK);
     let (first, second, _) = a_leads_b_waits(&store, origin, &entered, "/users/7").await;
     release.notify_one();
@@ -941,7 +944,7 @@ async fn a_lease_makes_one_inner_call_across_app_servers() {
         "one inner call in the fleet"
     );
     // The lease was given back once the entry was stored.
-    store.releases_reached(1).await;
+    store.until_completed(Call::ReleaseLease, 1).await;
 }
 
 /// A lease holder whose response is not storable gives the lease back at
@@ -950,7 +953,7 @@ async fn a_lease_makes_one_inner_call_across_app_servers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_given_back_without_an_entry_lets_the_next_server_compute() {
     let redis = support::Redis::start();
-    let store = Observed::new(redis.store().await);
+    let store = PausableStore::new(redis.store().await);
     let (origin, calls, entered, release) = gated_origin_first(StatusCode::SERVICE_UNAVAILABLE);
     let (first, second, _) = a_leads_b_waits(&store, origin, &entered, "/users/8").await;
     release.notify_one();
@@ -973,7 +976,7 @@ async fn a_lease_given_back_without_an_entry_lets_the_next_server_compute() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hits_and_lease_free_rules_take_no_lease() {
     let redis = support::Redis::start();
-    let store = Observed::new(redis.store().await);
+    let store = PausableStore::new(redis.store().await);
     let calls = Arc::new(AtomicUsize::new(0));
     let leased = TaggedCacheLayer::new(store.clone())
         .rule(user_rule().lease(Duration::from_secs(30)))
@@ -984,13 +987,23 @@ async fn hits_and_lease_free_rules_take_no_lease() {
         .unwrap();
     let mut plain = stack(plain, counting(&calls));
     send(&mut plain, get("/plain/1")).await;
-    assert_eq!(store.leases(), (0, 0));
+    assert_eq!(
+        (store.completed(Call::AcquireLease), store.refused_leases()),
+        (0, 0)
+    );
     send(&mut leased, get("/users/9")).await;
-    assert_eq!(store.leases(), (1, 0));
-    store.puts_reached(2).await;
+    assert_eq!(
+        (store.completed(Call::AcquireLease), store.refused_leases()),
+        (1, 0)
+    );
+    store.until_completed(Call::Put, 2).await;
     let hit = send(&mut leased, get("/users/9")).await;
     assert_eq!(hit.cache_status(), "tower-tagged-cache; hit");
-    assert_eq!(store.leases(), (1, 0), "a hit takes no lease");
+    assert_eq!(
+        (store.completed(Call::AcquireLease), store.refused_leases()),
+        (1, 0),
+        "a hit takes no lease"
+    );
 }
 
 /// When the request leading on one app server goes away while it waits for
@@ -1000,11 +1013,11 @@ async fn hits_and_lease_free_rules_take_no_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_of_a_cancelled_lease_waiter_keep_waiting() {
     let redis = support::Redis::start();
-    let store = Observed::new(redis.store().await);
+    let store = PausableStore::new(redis.store().await);
     let (origin, calls, entered, release) = gated_origin_first(StatusCode::OK);
     let (first, waiter, b) = a_leads_b_waits(&store, origin, &entered, "/users/10").await;
     // Three more requests on B: they follow B's waiting leader.
-    let before = store.lookups();
+    let before = store.completed(Call::Lookup);
     let mut followers = tokio::task::JoinSet::new();
     for _ in 0..3 {
         let mut b = b.clone();
@@ -1014,7 +1027,7 @@ async fn followers_of_a_cancelled_lease_waiter_keep_waiting() {
     // waiting leader's own checks count as lookups too, so give the
     // followers a moment: with or without it, every outcome but one inner
     // call is a failure.)
-    store.lookups_reached(before + 3).await;
+    store.until_completed(Call::Lookup, before + 3).await;
     for _ in 0..50 {
         tokio::task::yield_now().await;
     }

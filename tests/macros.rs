@@ -71,14 +71,14 @@ async fn caches_per_tag_args_and_vary_on_and_invalidates() {
     assert_eq!(calls(&PROFILE_CALLS), 3);
 
     // Bumping User:1 reaches both languages of user 1, not user 2.
-    CACHE.invalidate_tags(["User:1"]).await.unwrap();
+    CACHE.invalidator().invalidate(["User:1"]).await.unwrap();
     assert_eq!(profile(1, "en".into()).await.call, 4);
     assert_eq!(profile(1, "fr".into()).await.call, 5);
     assert_eq!(profile(2, "en".into()).await, other);
     assert_eq!(profile(1, "en".into()).await.call, 4);
 
     // A constant tag reaches them all.
-    CACHE.invalidate_tags(["Dashboard"]).await.unwrap();
+    CACHE.invalidator().invalidate(["Dashboard"]).await.unwrap();
     assert_eq!(profile(2, "en".into()).await.call, 6);
     assert_eq!(calls(&PROFILE_CALLS), 6);
 }
@@ -194,14 +194,18 @@ async fn generic_functions_with_references_and_early_returns() {
     assert_eq!(parsed(&7, 1, "").await, Err("7: empty".into()));
     assert_eq!(parsed(&7, 1, "").await, Err("7: empty".into()));
     assert_eq!(calls(&GENERIC_CALLS), 3);
-    CACHE.invalidate_tags(["Stats:daily_ada_1"]).await.unwrap();
+    CACHE
+        .invalidator()
+        .invalidate(["Stats:daily_ada_1"])
+        .await
+        .unwrap();
     assert_eq!(parsed("ada", 1, "41").await, Ok(42));
     assert_eq!(parsed(&7, 1, "").await, Err("7: empty".into()));
     assert_eq!(calls(&GENERIC_CALLS), 4);
-    CACHE.invalidate_tags(["Lit:{x}_1"]).await.unwrap();
+    CACHE.invalidator().invalidate(["Lit:{x}_1"]).await.unwrap();
     assert_eq!(parsed(&7, 1, "").await, Err("7: empty".into()));
     assert_eq!(calls(&GENERIC_CALLS), 5);
-    CACHE.invalidate_tags(["Plain:{y}"]).await.unwrap();
+    CACHE.invalidator().invalidate(["Plain:{y}"]).await.unwrap();
     assert_eq!(parsed(&7, 1, "").await, Err("7: empty".into()));
     assert_eq!(calls(&GENERIC_CALLS), 6);
 }
@@ -228,7 +232,11 @@ async fn methods_with_a_self_receiver() {
     assert_eq!(repo.order(3).await, 30);
     assert_eq!(repo.order(3).await, 30);
     assert_eq!(calls(&METHOD_CALLS), 1);
-    repo.cache.invalidate_tags(["Order:3"]).await.unwrap();
+    repo.cache
+        .invalidator()
+        .invalidate(["Order:3"])
+        .await
+        .unwrap();
     assert_eq!(repo.order(3).await, 30);
     assert_eq!(calls(&METHOD_CALLS), 2);
 }

@@ -15,8 +15,11 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use support::{observed::Observed, origin::Origin};
-use tower_tagged_cache::{MemoryStore, Store};
+use support::origin::Origin;
+use tower_tagged_cache::{
+    Store,
+    testing::{Call, PausableStore},
+};
 
 /// How a request says who it is: the header, and the values for two users.
 const IDENTITIES: [(&str, [&str; 2]); 3] = [
@@ -43,7 +46,7 @@ const POLICIES: [(&str, bool); 10] = [
 
 async fn no_page_crosses_users<St: Store>(store: St) {
     let (_origin, upstream) = Origin::start().await;
-    let store = Observed::new(store);
+    let store = PausableStore::new(store);
     let app = reverse_proxy::proxy(
         store.clone(),
         upstream.parse().unwrap(),
@@ -84,7 +87,7 @@ async fn no_page_crosses_users<St: Store>(store: St) {
                 checked += 1;
                 if cache.ends_with("stored") {
                     stored += 1;
-                    store.puts_reached(stored).await;
+                    store.until_completed(Call::Put, stored).await;
                 }
             }
         }
@@ -97,13 +100,4 @@ async fn no_page_crosses_users<St: Store>(store: St) {
     assert!(stored >= 4, "only {stored} responses were stored");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn privacy_matrix_on_memory() {
-    no_page_crosses_users(MemoryStore::new()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn privacy_matrix_on_redis() {
-    let redis = support::Redis::start();
-    no_page_crosses_users(redis.store().await).await;
-}
+support::every_store!(no_page_crosses_users);

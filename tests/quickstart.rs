@@ -7,8 +7,11 @@ mod support;
 mod quickstart;
 
 use http::{Method, StatusCode};
-use support::{JsonReply, observed::Observed};
-use tower_tagged_cache::{MemoryStore, Store};
+use support::JsonReply;
+use tower_tagged_cache::{
+    Store,
+    testing::{Call, PausableStore},
+};
 
 struct App {
     client: support::JsonClient,
@@ -37,7 +40,7 @@ const MISS: &str = "tower-tagged-cache; fwd=miss; stored";
 const HIT: &str = "tower-tagged-cache; hit";
 
 async fn quickstart_flow<St: Store>(store: St) {
-    let store = Observed::new(store);
+    let store = PausableStore::new(store);
     let app = App::start(store.clone()).await;
 
     let first = app.get("/users/1").await;
@@ -45,7 +48,7 @@ async fn quickstart_flow<St: Store>(store: St) {
     assert_eq!(first.cache_status, MISS);
     assert_eq!(first.json["id"], 1);
     assert_eq!(first.json["name"], "User 1");
-    store.puts_reached(1).await;
+    store.until_completed(Call::Put, 1).await;
     let second = app.get("/users/1").await;
     assert_eq!(second.cache_status, HIT);
     assert_eq!(second.json, first.json);
@@ -58,7 +61,7 @@ async fn quickstart_flow<St: Store>(store: St) {
     assert_eq!(third.cache_status, MISS);
     assert_eq!(third.json["name"], "Ada");
     assert_ne!(third.json["computed_at"], first.json["computed_at"]);
-    store.puts_reached(2).await;
+    store.until_completed(Call::Put, 2).await;
     let fourth = app.get("/users/1").await;
     assert_eq!(fourth.cache_status, HIT);
     assert_eq!(fourth.json, third.json);
@@ -69,11 +72,11 @@ async fn quickstart_flow<St: Store>(store: St) {
     let fifth = app.get("/users/1").await;
     assert_eq!(fifth.cache_status, MISS);
     assert_eq!(fifth.json["name"], "Lin");
-    store.puts_reached(3).await;
+    store.until_completed(Call::Put, 3).await;
 
     // Other users keep their entries.
     let two = app.get("/users/2").await;
-    store.puts_reached(4).await;
+    store.until_completed(Call::Put, 4).await;
     app.send(Method::PUT, "/users/1", Some(r#"{"name":"Grace"}"#))
         .await;
     assert_eq!(app.get("/users/2").await.json, two.json);
@@ -91,16 +94,7 @@ async fn quickstart_flow<St: Store>(store: St) {
         .send(Method::PUT, "/users/1000", Some(r#"{"name":"x"}"#))
         .await;
     assert_eq!(put_missing.status, StatusCode::NOT_FOUND);
-    assert_eq!(store.puts(), 4);
+    assert_eq!(store.completed(Call::Put), 4);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quickstart_on_memory() {
-    quickstart_flow(MemoryStore::new()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quickstart_on_redis() {
-    let redis = support::Redis::start();
-    quickstart_flow(redis.store().await).await;
-}
+support::every_store!(quickstart_flow);

@@ -17,8 +17,11 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use support::{observed::Observed, origin::Origin};
-use tower_tagged_cache::Store;
+use support::origin::Origin;
+use tower_tagged_cache::{
+    Store,
+    testing::{Call, PausableStore},
+};
 
 /// One request of a scenario and what must come of it.
 struct Step {
@@ -48,7 +51,7 @@ const HIT: &str = "tower-tagged-cache; hit";
 const STORED: &str = "tower-tagged-cache; fwd=miss; stored";
 
 struct Proxy<St> {
-    store: Observed<St>,
+    store: PausableStore<St>,
     base: String,
     origin: Origin,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -65,7 +68,7 @@ struct Reply {
 impl<St: Store> Proxy<St> {
     async fn start(store: St) -> Self {
         let (origin, upstream) = Origin::start().await;
-        let store = Observed::new(store);
+        let store = PausableStore::new(store);
         let app = reverse_proxy::proxy(
             store.clone(),
             upstream.parse().unwrap(),
@@ -111,7 +114,7 @@ impl<St: Store> Proxy<St> {
         if cache.ends_with("stored") {
             // Wait for the background write before the next request.
             self.stored += 1;
-            self.store.puts_reached(self.stored).await;
+            self.store.until_completed(Call::Put, self.stored).await;
         }
         Reply {
             status,
@@ -734,7 +737,7 @@ async fn forwarding<St: Store>(store: St) {
     );
 }
 
-support::both_stores!(
+support::every_store!(
     freshness,
     stale_when_the_origin_is_down,
     revalidation,

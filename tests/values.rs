@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tower_tagged_cache::{
     ErrorKind, Store, TagCache,
+    invalidate::WriteError,
     invalidate::{Event, Model, aggregate_tag, list_tag, model_tag},
-    values::{WriteError, constant_tag},
+    values::constant_tag,
 };
 
 const TTL: Duration = Duration::from_secs(60);
@@ -64,7 +65,7 @@ async fn get_set_delete_and_tags<St: Store>(store: St) {
         .unwrap();
     assert_eq!(v2, None);
     // Invalidation.
-    cache.invalidate_tags(["Org:7"]).await.unwrap();
+    cache.invalidator().invalidate(["Org:7"]).await.unwrap();
     let gone: Option<Profile> = cache
         .get_with_tags("profile", ["User:42", "Org:7"])
         .await
@@ -126,9 +127,12 @@ async fn groups_versions_vary_and_constants_namespace<St: Store>(store: St) {
         None
     );
     // A constant tag is never read from the store.
-    assert_eq!(cache.tag_version("Schema").await.unwrap(), None);
+    assert_eq!(
+        cache.invalidator().tag_version("Schema").await.unwrap(),
+        None
+    );
     // The epoch reaches everything.
-    cache.bump_epoch().await.unwrap();
+    cache.invalidator().bump_epoch().await.unwrap();
     assert_eq!(base().get::<u32>().await.unwrap(), None);
     assert_eq!(base().group("eu").get::<u32>().await.unwrap(), None);
 }
@@ -232,7 +236,7 @@ async fn model_events_bump_their_tags<St: Store>(store: St) {
 
     let version = |t: tower_tagged_cache::Tag| {
         let cache = cache.clone();
-        async move { cache.tag_version(t).await.unwrap() }
+        async move { cache.invalidator().tag_version(t).await.unwrap() }
     };
     // A value that depends on post 1, and one on post 2.
     cache
@@ -245,7 +249,11 @@ async fn model_events_bump_their_tags<St: Store>(store: St) {
         .unwrap();
 
     // A new comment on post 1 reaches post 1's page and nothing else.
-    cache.created(&Comment { id: 9, post_id: 1 }).await.unwrap();
+    cache
+        .invalidator()
+        .created(&Comment { id: 9, post_id: 1 })
+        .await
+        .unwrap();
     let p1: Option<String> = cache
         .get_with_tags("post-page", [model_tag::<Post>(1)])
         .await
@@ -265,12 +273,17 @@ async fn model_events_bump_their_tags<St: Store>(store: St) {
 
     // Updating a comment has no hook: post 2's page stays.
     let before = version(model_tag::<Post>(2)).await;
-    cache.saved(&Comment { id: 10, post_id: 2 }).await.unwrap();
+    cache
+        .invalidator()
+        .saved(&Comment { id: 10, post_id: 2 })
+        .await
+        .unwrap();
     assert_eq!(version(model_tag::<Post>(2)).await, before);
 
     // An author rename bumps every post of theirs.
     let before = version(model_tag::<Post>(2)).await;
     cache
+        .invalidator()
         .saved(&Author {
             id: 3,
             post_ids: vec![2, 5],
@@ -285,17 +298,18 @@ async fn model_events_bump_their_tags<St: Store>(store: St) {
         version(model_tag::<Post>(7)).await,
         version(list_tag::<Post>()).await,
     );
-    cache.bulk::<Post, _>([7, 8]).await.unwrap();
+    cache.invalidator().bulk::<Post, _>([7, 8]).await.unwrap();
     assert_ne!(version(model_tag::<Post>(7)).await, before.0);
     assert_ne!(version(list_tag::<Post>()).await, before.1);
     assert!(version(model_tag::<Post>(8)).await.is_some());
-    cache.scope::<Post>("author:3").await.unwrap();
+    cache.invalidator().scope::<Post>("author:3").await.unwrap();
     assert!(version("Post:author:3".parse().unwrap()).await.is_some());
 
     // Unregistered models are errors.
     models.unregister::<Author>();
     assert!(!models.is_registered::<Author>());
     let err = cache
+        .invalidator()
         .saved(&Author {
             id: 3,
             post_ids: vec![],
@@ -317,8 +331,9 @@ async fn bumps_only_after_the_write_succeeds<St: Store>(store: St) {
         id: 4,
         author_id: 1,
     };
-    let before = cache.model_version(&post).await.unwrap();
+    let before = cache.invalidator().model_version(&post).await.unwrap();
     let failed = cache
+        .invalidator()
         .after_commit(
             async { Err::<(), _>("constraint violated") },
             Event::Updated,
@@ -330,25 +345,33 @@ async fn bumps_only_after_the_write_succeeds<St: Store>(store: St) {
         Err(WriteError::Write("constraint violated"))
     ));
     assert_eq!(
-        cache.model_version(&post).await.unwrap(),
+        cache.invalidator().model_version(&post).await.unwrap(),
         before,
         "no bump after a failed write"
     );
     let ok = cache
+        .invalidator()
         .after_commit(async { Ok::<_, &str>(7) }, Event::Updated, &post)
         .await
         .unwrap();
     assert_eq!(ok, 7);
-    assert_ne!(cache.model_version(&post).await.unwrap(), before);
-    let before = cache.tag_version("Org:1").await.unwrap();
+    assert_ne!(
+        cache.invalidator().model_version(&post).await.unwrap(),
+        before
+    );
+    let before = cache.invalidator().tag_version("Org:1").await.unwrap();
     let failed = cache
+        .invalidator()
         .write_then_invalidate(async { Err::<(), _>("rollback") }, ["Org:1"])
         .await;
     assert!(matches!(failed, Err(WriteError::Write("rollback"))));
-    assert_eq!(cache.tag_version("Org:1").await.unwrap(), before);
+    assert_eq!(
+        cache.invalidator().tag_version("Org:1").await.unwrap(),
+        before
+    );
 }
 
-support::both_stores!(
+support::every_store!(
     get_set_delete_and_tags,
     groups_versions_vary_and_constants_namespace,
     get_or_set_loads_once,

@@ -47,7 +47,7 @@ const MAX_TAG_NAME_LEN: usize = 64;
 /// # async fn run() -> Result<(), tower_tagged_cache::Error> {
 /// let p = profile(1, "en".into()).await; // computed and stored
 /// let p = profile(1, "en".into()).await; // from the cache
-/// CACHE.invalidate_tags(["User:1"]).await?;
+/// CACHE.invalidator().invalidate(["User:1"]).await?;
 /// let p = profile(1, "en".into()).await; // computed again
 /// # Ok(()) }
 /// ```

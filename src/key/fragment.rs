@@ -114,7 +114,8 @@ impl FragmentedKey {
     }
 
     /// The digest of the static parts.
-    pub fn static_digest(&self) -> &[u8; 32] {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn static_digest(&self) -> &[u8; 32] {
         &self.static_digest
     }
 
@@ -145,7 +146,7 @@ impl FragmentedKey {
     }
 
     /// The static digest in lowercase hex.
-    pub fn static_hex(&self) -> String {
+    pub(crate) fn static_hex(&self) -> String {
         let mut out = String::with_capacity(64);
         super::push_hex(&mut out, &self.static_digest);
         out

@@ -66,6 +66,24 @@ impl Tag {
         &self.instance
     }
 
+    /// The part of a store key that names this tag's version (the built-in
+    /// stores write `{prefix}:t:{storage id}`): `Name:instance` when the
+    /// instance is short and plain, else `Name:#<sha256 hex of the
+    /// instance>`. Bounded whatever the request sent, and injective.
+    ///
+    /// ```
+    /// use tower_tagged_cache::Tag;
+    ///
+    /// assert_eq!(Tag::new("User", 42)?.storage_id(), "User:42");
+    /// assert!(Tag::new("User", "x".repeat(10_000))?.storage_id().len() < 100);
+    /// # Ok::<(), tower_tagged_cache::ConfigError>(())
+    /// ```
+    pub fn storage_id(&self) -> String {
+        let mut out = String::with_capacity(self.name.len() + 1 + 65);
+        self.write_storage_id(&mut out);
+        out
+    }
+
     /// Appends the part of the store key that names this tag's version:
     /// `Name:instance` when the instance is short and plain, else
     /// `Name:#<sha256 hex of the instance>`. The mapping is injective: a raw

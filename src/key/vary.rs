@@ -98,6 +98,37 @@ impl VaryOn {
         }
     }
 
+    /// Reads the value as text, for a tag placeholder: a header's values
+    /// joined by `", "` (`None` if one is not visible ASCII), a query
+    /// parameter's first occurrence, percent-decoded.
+    pub(crate) fn extract_text(
+        &self,
+        parts: &Parts,
+        path_param: impl Fn(&str) -> Option<String>,
+    ) -> Option<String> {
+        match &self.0 {
+            Source::Header(h) => {
+                let mut out: Option<String> = None;
+                for value in parts.headers.get_all(h) {
+                    let value = value.to_str().ok()?;
+                    match &mut out {
+                        None => out = Some(value.to_owned()),
+                        Some(out) => {
+                            out.push_str(", ");
+                            out.push_str(value);
+                        }
+                    }
+                }
+                out
+            }
+            Source::Query(name) => form_urlencoded::parse(parts.uri.query()?.as_bytes())
+                .find(|(k, _)| k == name.as_str())
+                .map(|(_, v)| v.into_owned()),
+            Source::PathParam(name) => path_param(name),
+            Source::Fn(_, f) => f(parts),
+        }
+    }
+
     /// Reads the value from a request.
     pub(crate) fn extract<'a>(
         &self,

@@ -21,50 +21,52 @@ const MAX_FIELDS: usize = 4096;
 
 /// A response as the cache stores it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CachedResponse {
+pub(crate) struct CachedResponse {
     /// Status code.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// Response headers (without hop-by-hop fields and the cache's own).
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// The complete body.
-    pub body: Bytes,
+    pub(crate) body: Bytes,
     /// Trailers, when the response had them (gRPC status lives there).
-    pub trailers: Option<HeaderMap>,
+    pub(crate) trailers: Option<HeaderMap>,
     /// When the response was stored, in milliseconds since the Unix epoch.
-    pub stored_at_ms: u64,
+    pub(crate) stored_at_ms: u64,
     /// How long the store keeps the entry (at least its freshness; longer
     /// when it can be revalidated).
-    pub ttl: Duration,
+    pub(crate) ttl: Duration,
     /// The response's age when it was stored (RFC 9111 §4.2.3: the larger of
     /// its `Age` plus the response delay and `now - Date`).
-    pub initial_age_ms: u64,
+    pub(crate) initial_age_ms: u64,
     /// How long the response is fresh, counted from age zero.
-    pub freshness: Duration,
+    pub(crate) freshness: Duration,
     /// The request headers the response's `Vary` names, with the values the
     /// storing request had (`None`: absent). A request must match them all.
-    pub vary: Vec<(HeaderName, Option<Bytes>)>,
+    pub(crate) vary: Vec<(HeaderName, Option<Bytes>)>,
 }
 
 impl CachedResponse {
     /// The entry's current age in milliseconds: its age when stored plus
     /// the time since.
-    pub fn age_ms(&self, now_ms: u64) -> u64 {
+    pub(crate) fn age_ms(&self, now_ms: u64) -> u64 {
         self.initial_age_ms
             .saturating_add(now_ms.saturating_sub(self.stored_at_ms))
     }
 
     /// Whole seconds of [`age_ms`](Self::age_ms) (the `Age` header).
-    pub fn age_secs(&self, now_ms: u64) -> u64 {
+    pub(crate) fn age_secs(&self, now_ms: u64) -> u64 {
         self.age_ms(now_ms) / 1000
     }
 
     /// Whether the entry is still fresh.
-    pub fn is_fresh(&self, now_ms: u64) -> bool {
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn is_fresh(&self, now_ms: u64) -> bool {
         u128::from(self.age_ms(now_ms)) < self.freshness.as_millis()
     }
 
     /// Encodes the entry.
-    pub fn encode(&self) -> Bytes {
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn encode(&self) -> Bytes {
         self.encode_with_body(std::slice::from_ref(&self.body))
     }
 
@@ -130,7 +132,7 @@ impl CachedResponse {
 
     /// Decodes an entry; `None` for anything malformed. The body shares
     /// `bytes`' allocation.
-    pub fn decode(bytes: Bytes) -> Option<Self> {
+    pub(crate) fn decode(bytes: Bytes) -> Option<Self> {
         let mut r = bytes.clone();
         if r.try_get_u8().ok()? != FORMAT {
             return None;

@@ -5,7 +5,8 @@
 //! from those versions. [`MemoryStore`] is the embedded default;
 //! [`RedisStore`] shares one cache across a fleet of app servers.
 //!
-//! Every store passes the same conformance suite (`tests/conformance.rs`):
+//! Every store passes the same conformance suite (`testing::conformance`,
+//! feature `testing`):
 //!
 //! - [`lookup`](Store::lookup) returns the current versions, seeding missing
 //!   ones with fresh random tokens (only if still absent), and the entry under
@@ -18,6 +19,19 @@
 //!   update, and an evicted version can never come back as an old value.
 //! - [`versions`](Store::versions) reads versions without seeding.
 //! - [`delete`](Store::delete) removes one entry.
+//!
+//! # Implementing a store
+//!
+//! A store outside this crate implements [`Store`] with what this module and
+//! [`key`](crate::key) export: [`EntryKey::new`] derives the entry key from
+//! the versions a lookup read, [`Version::random`] makes the fresh tokens
+//! that seeding and bumping write, [`Tag::storage_id`] names a tag's version
+//! in a bounded, injective way, [`Lease`] answers the lease methods, and
+//! [`Error::store`], [`Error::timeout`] and [`Error::protocol`] report
+//! failures. A store that wraps another forwards every method, the lease
+//! methods included. The `testing` feature's conformance suite
+//! (`tower_tagged_cache::testing::conformance`) checks the result; the
+//! `custom_store` example runs it on a store written outside the crate.
 
 use std::{fmt, future::Future, time::Duration};
 
@@ -27,15 +41,16 @@ pub(crate) use crate::telemetry::Op;
 use crate::{
     Error,
     key::{FragmentedKey, Tag, Version},
-    telemetry::StoreTimer,
 };
 
-pub mod entry;
+pub(crate) mod entry;
+mod guard;
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
+pub(crate) use self::guard::Guarded;
 #[cfg(feature = "memory")]
 #[doc(inline)]
 pub use self::memory::{DEFAULT_MAX_BYTES, MemoryStore, MemoryStoreBuilder};
@@ -44,22 +59,6 @@ pub use self::memory::{DEFAULT_MAX_BYTES, MemoryStore, MemoryStoreBuilder};
 pub use self::redis::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RedisStore, RedisStoreBuilder,
 };
-
-/// Runs a store call under a deadline; past it, a timeout [`Error`]. Every
-/// store call of the crate goes through here, so this is where their
-/// duration, failures and invalidations are recorded.
-pub(crate) async fn deadline<T>(
-    op: Op,
-    timeout: Duration,
-    call: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    let timer = StoreTimer::start();
-    let result = tokio::time::timeout(timeout, call)
-        .await
-        .unwrap_or_else(|_| Err(Error::timeout()));
-    timer.finish(op, &result);
-    result
-}
 
 /// Default prefix of every store key.
 pub const DEFAULT_PREFIX: &str = "ttc";
@@ -72,10 +71,24 @@ pub const DEFAULT_VERSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 pub struct EntryKey(String);
 
 impl EntryKey {
-    #[cfg_attr(not(any(feature = "memory", feature = "redis")), allow(dead_code))]
-    pub(crate) fn new(prefix_e: &str, key: &FragmentedKey, versions: &[Version]) -> Self {
-        let mut s = String::with_capacity(prefix_e.len() + 105);
-        s.push_str(prefix_e);
+    /// The key of `key`'s entry under `versions` (the epoch version, then
+    /// one per tag in [`FragmentedKey::tags`] order, as in
+    /// [`Lookup::versions`]): `prefix` followed by
+    /// [`key.entry_id(versions)`](FragmentedKey::entry_id). The built-in
+    /// stores use the prefix `{store prefix}:e:`.
+    ///
+    /// ```
+    /// use tower_tagged_cache::{Tag, key::{FragmentedKey, Version}, store::EntryKey};
+    ///
+    /// let key = FragmentedKey::builder("user", 1, "").tag(Tag::new("User", 42)?).finish();
+    /// let versions = [Version::from_bytes("e"), Version::from_bytes("u")];
+    /// let entry = EntryKey::new("app:e:", &key, &versions);
+    /// assert_eq!(entry.as_str(), format!("app:e:{}", key.entry_id(&versions)));
+    /// # Ok::<(), tower_tagged_cache::ConfigError>(())
+    /// ```
+    pub fn new(prefix: &str, key: &FragmentedKey, versions: &[Version]) -> Self {
+        let mut s = String::with_capacity(prefix.len() + 105);
+        s.push_str(prefix);
         key.write_entry_id(&mut s, versions);
         Self(s)
     }
@@ -83,6 +96,11 @@ impl EntryKey {
     /// The key as the store writes it.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The key as an owned `String`.
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
