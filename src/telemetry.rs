@@ -16,7 +16,7 @@ use std::{
     sync::{Arc, LazyLock},
 };
 
-use crate::{Error, Tag};
+use crate::{error::Error, key::Tag};
 
 /// A rule as telemetry sees it: its name (the span field and the `rule`
 /// label) and, with `metrics`, the keys of its per-request metrics, built

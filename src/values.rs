@@ -43,12 +43,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    Error, Invalidator,
+    error::Error,
     error::ErrorKind,
     flight::{self, Flights, Role},
+    invalidate::Invalidator,
     invalidate::ModelRegistry,
     key::{FragmentedKey, IntoTag, Tag},
-    store::{Guarded, Store},
+    store::{DefaultStore, Guarded, Store},
     telemetry::{self, ValueLookup},
 };
 
@@ -59,7 +60,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The cache handle for values, models and invalidation: cheap to clone,
 /// `Send + Sync`, no lock needed by callers. See the [module docs](self).
-pub struct TagCache<St> {
+pub struct TagCache<St = DefaultStore> {
     /// Its writes and model registry; values are read and stored through the
     /// same guarded store.
     invalidator: Invalidator<St>,
@@ -240,7 +241,7 @@ pub struct ValueKey<'a, St> {
     group: String,
     vary: Vec<(String, Vec<u8>)>,
     tags: Vec<Tag>,
-    bad_tag: Option<crate::ConfigError>,
+    bad_tag: Option<crate::error::ConfigError>,
 }
 
 impl<St> fmt::Debug for ValueKey<'_, St> {

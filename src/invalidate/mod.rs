@@ -23,9 +23,9 @@ pub use self::registry::{
 };
 
 use crate::{
-    Error,
+    error::Error,
     key::{IntoTag, Tag, Version},
-    store::{Guarded, Store},
+    store::{DefaultStore, Guarded, Store},
 };
 
 /// Default deadline of an invalidation: 1 s.
@@ -55,7 +55,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// layer's when it comes from the layer: while the breaker is open, a bump
 /// fails at once with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable)
 /// instead of waiting on a store that is down.
-pub struct Invalidator<St> {
+pub struct Invalidator<St = DefaultStore> {
     store: Guarded<St>,
     models: Arc<ModelRegistry>,
 }

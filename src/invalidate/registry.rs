@@ -7,7 +7,8 @@ use std::{
 
 use super::{Invalidator, WriteError};
 use crate::{
-    ConfigError, Error,
+    error::ConfigError,
+    error::Error,
     error::ErrorKind,
     key::{Tag, Version},
     store::Store,

@@ -4,12 +4,13 @@ use tower_layer::Layer;
 
 use super::{TaggedCache, http::Reason};
 use crate::{
-    Error, Invalidator,
+    error::Error,
     error::{ConfigError, ErrorKind},
     flight::Flights,
+    invalidate::Invalidator,
     invalidate::ModelRegistry,
     rules::{Rule, RuleTable},
-    store::{Guarded, Store, entry::CachedResponse},
+    store::{DefaultStore, Guarded, Store, entry::CachedResponse},
     telemetry,
 };
 
@@ -27,7 +28,7 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 4 * 1024 * 1024;
 /// [crate docs](crate) for an example.
 #[derive(Clone)]
 #[must_use]
-pub struct TaggedCacheLayer<St> {
+pub struct TaggedCacheLayer<St = DefaultStore> {
     pub(crate) shared: Arc<Shared<St>>,
 }
 

@@ -16,14 +16,14 @@ use super::{
     write,
 };
 use crate::{
-    store::Store,
+    store::{DefaultStore, Store},
     telemetry::{self, Span},
 };
 
 /// Middleware that caches responses under fragmented keys. Made by
 /// [`TaggedCacheLayer`](crate::TaggedCacheLayer).
 #[derive(Clone)]
-pub struct TaggedCache<S, St> {
+pub struct TaggedCache<S, St = DefaultStore> {
     pub(crate) inner: S,
     pub(crate) shared: Arc<Shared<St>>,
 }

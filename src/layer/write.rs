@@ -15,7 +15,7 @@ use super::{
     layer::Shared,
     plan::WriteRequest,
 };
-use crate::{Invalidator, key::uri_tag, store::Store, telemetry};
+use crate::{invalidate::Invalidator, key::uri_tag, store::Store, telemetry};
 
 /// Makes the [`Invalidator`] reachable from handlers as a request extension.
 pub(crate) fn add_invalidator<St: Store, B>(

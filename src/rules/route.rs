@@ -71,7 +71,11 @@ macro_rules! route_methods {
         /// request value: a query parameter (its first occurrence), a header
         /// (its values joined by `", "`, text only) or a closure over the
         /// request head. See the [module docs](crate::rules) for an example.
-        pub fn param(mut self, name: impl Into<String>, value: impl Into<crate::VaryOn>) -> Self {
+        pub fn param(
+            mut self,
+            name: impl Into<String>,
+            value: impl Into<crate::key::VaryOn>,
+        ) -> Self {
             self.route.request_params.push((name.into(), value.into()));
             self
         }

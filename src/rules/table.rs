@@ -220,7 +220,7 @@ impl fmt::Debug for RuleTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CacheRule, WriteRule, rules::Rule};
+    use crate::{rules::CacheRule, rules::Rule, rules::WriteRule};
 
     fn table<R: Into<Rule>>(rules: Vec<R>) -> Result<RuleTable, ConfigError> {
         let mut t = RuleTable::default();

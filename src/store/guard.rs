@@ -25,7 +25,8 @@ use bytes::Bytes;
 
 use super::{EntryKey, Lease, Lookup, Op, Store};
 use crate::{
-    Error, clock,
+    clock,
+    error::Error,
     key::{FragmentedKey, Tag, Version},
     telemetry::StoreTimer,
 };
@@ -315,7 +316,7 @@ mod tests {
 
     async fn fail(g: &Guarded<()>) -> Error {
         g.call(Op::Lookup, async {
-            Err::<(), _>(Error::new(crate::ErrorKind::Store, "down"))
+            Err::<(), _>(Error::new(crate::error::ErrorKind::Store, "down"))
         })
         .await
         .unwrap_err()
@@ -341,7 +342,7 @@ mod tests {
         fail(&g).await;
         assert!(g.breaker.is_open());
         let err = ok(&g, &calls).await.unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::Unavailable);
+        assert_eq!(err.kind(), crate::error::ErrorKind::Unavailable);
         assert_eq!(
             calls.load(Ordering::SeqCst),
             1,

@@ -5,7 +5,8 @@ use moka::{Expiry, sync::Cache};
 
 use super::{DEFAULT_PREFIX, DEFAULT_VERSION_TTL, EntryKey, Lookup, Store};
 use crate::{
-    Error, clock,
+    clock,
+    error::Error,
     key::{self, FragmentedKey, Tag, Version},
 };
 

@@ -39,7 +39,7 @@ use bytes::Bytes;
 
 pub(crate) use crate::telemetry::Op;
 use crate::{
-    Error,
+    error::Error,
     key::{FragmentedKey, Tag, Version},
 };
 
@@ -59,6 +59,31 @@ pub use self::memory::{DEFAULT_MAX_BYTES, MemoryStore, MemoryStoreBuilder};
 pub use self::redis::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RedisStore, RedisStoreBuilder,
 };
+
+/// The store the handles' type parameter defaults to: [`MemoryStore`], so
+/// that `Invalidator` or `TaggedCacheLayer` alone name the embedded store's
+/// (`axum::Extension<Invalidator>` in a handler behind a memory-store layer).
+/// Other stores are named: `Invalidator<RedisStore>`.
+///
+/// ```
+/// use tower_tagged_cache::{Invalidator, MemoryStore, TaggedCacheLayer};
+///
+/// let layer: TaggedCacheLayer = TaggedCacheLayer::new(MemoryStore::new());
+/// let invalidator: Invalidator = layer.invalidator();
+/// # let _ = invalidator;
+/// ```
+#[cfg(feature = "memory")]
+pub type DefaultStore = MemoryStore;
+
+/// Without the `memory` feature there is no default store: name one.
+#[cfg(not(feature = "memory"))]
+pub type DefaultStore = NoDefaultStore;
+
+/// Stands where no default store exists (the `memory` feature is off); it
+/// is not a [`Store`], so a handle that names no store does not compile.
+#[cfg(not(feature = "memory"))]
+#[derive(Debug, Clone, Copy)]
+pub enum NoDefaultStore {}
 
 /// Default prefix of every store key.
 pub const DEFAULT_PREFIX: &str = "ttc";

@@ -21,7 +21,7 @@ use self::{
 };
 use super::{DEFAULT_PREFIX, DEFAULT_VERSION_TTL, EntryKey, Lease, Lookup, Store};
 use crate::{
-    Error,
+    error::Error,
     key::{self, FragmentedKey, Tag, Version},
 };
 

@@ -14,8 +14,9 @@ use tokio::sync::watch;
 
 use super::{Call, Calls};
 use crate::{
-    Error, Store,
+    error::Error,
     key::{FragmentedKey, Tag, Version},
+    store::Store,
     store::{EntryKey, Lease, Lookup},
 };
 
@@ -272,7 +273,7 @@ impl<S: Store> Store for FaultyStore<S> {
 #[cfg(all(test, feature = "memory"))]
 mod tests {
     use super::*;
-    use crate::{ErrorKind, MemoryStore};
+    use crate::{error::ErrorKind, store::MemoryStore};
 
     fn tags() -> Vec<Tag> {
         vec![Tag::new("User", 1).unwrap()]

@@ -11,8 +11,9 @@ use tokio::sync::{Semaphore, watch};
 
 use super::{Call, Calls};
 use crate::{
-    Error, Store,
+    error::Error,
     key::{FragmentedKey, Tag, Version},
+    store::Store,
     store::{EntryKey, Lease, Lookup},
 };
 

@@ -212,7 +212,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::{status::Reason, test_support::*};
-    use crate::CacheRule;
+    use crate::rules::CacheRule;
 
     #[test]
     fn targeted_fields_and_age_parsing() {

@@ -85,7 +85,7 @@ mod tests {
 
     use super::super::{status::Reason, test_support::*};
     use super::*;
-    use crate::CacheRule;
+    use crate::rules::CacheRule;
 
     #[test]
     fn lenient_parsing() {

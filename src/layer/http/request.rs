@@ -60,7 +60,7 @@ mod tests {
 
     use super::super::{reuse::usable_without_origin, test_support::*};
     use super::*;
-    use crate::CacheRule;
+    use crate::rules::CacheRule;
 
     #[test]
     fn request_directives() {

@@ -76,7 +76,7 @@ mod tests {
 
     use super::super::{status::Reason, storable::check_response, test_support::*};
     use super::*;
-    use crate::CacheRule;
+    use crate::rules::CacheRule;
 
     #[test]
     fn stale_rules_read_the_fields_the_response_was_stored_by() {

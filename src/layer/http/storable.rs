@@ -172,7 +172,7 @@ mod tests {
 
     use super::super::test_support::*;
     use super::*;
-    use crate::CacheRule;
+    use crate::rules::CacheRule;
 
     #[test]
     fn response_rules() {

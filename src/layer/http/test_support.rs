@@ -11,7 +11,7 @@ use super::{
     status::Reason,
     storable::{Timing, check_response},
 };
-use crate::{CacheRule, rules::CompiledRule};
+use crate::{rules::CacheRule, rules::CompiledRule};
 
 pub(super) fn rule(r: CacheRule) -> CompiledRule {
     r.compile().unwrap()

@@ -8,7 +8,7 @@ use redis::{Client, IntoConnectionInfo, aio::ConnectionManagerConfig, io::tcp::T
 
 use super::{RedisStore, conn::Connector};
 use crate::{
-    Error,
+    error::Error,
     store::{DEFAULT_PREFIX, DEFAULT_VERSION_TTL},
 };
 

@@ -11,7 +11,7 @@ use redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
 };
 
-use crate::Error;
+use crate::error::Error;
 
 /// The pool type [`RedisStore::from_bb8_pool`](super::RedisStore::from_bb8_pool) takes.
 #[cfg(feature = "bb8")]
@@ -167,7 +167,7 @@ impl Connector {
                 // bb8 spawns its reaper task when the pool is built, which
                 // would panic outside a Tokio runtime.
                 if let Err(err) = tokio::runtime::Handle::try_current() {
-                    return Err(Error::new(crate::ErrorKind::Store, err));
+                    return Err(Error::new(crate::error::ErrorKind::Store, err));
                 }
                 Ok(Conn::Pool {
                     pool: builder.build_unchecked(manager),

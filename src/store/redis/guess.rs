@@ -9,7 +9,7 @@ use super::{
     reply::{entry_of, version_of},
 };
 use crate::{
-    Error,
+    error::Error,
     key::FragmentedKey,
     store::{EntryKey, Lookup},
 };

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use redis::Value;
 
-use crate::{Error, key::Version};
+use crate::{error::Error, key::Version};
 
 /// Reads the entry of a lookup reply: bytes or nil.
 pub(super) fn entry_of(value: Option<Value>) -> Result<Option<Bytes>, Error> {

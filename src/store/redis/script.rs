@@ -6,7 +6,7 @@ use redis::Value;
 
 use super::{RedisStore, conn::Request};
 use crate::{
-    Error,
+    error::Error,
     key::{self, FragmentedKey, Tag, Version},
 };
 

@@ -17,8 +17,8 @@ use super::{
     util::{all_at_once, key, lookup, payload, put, tag, version_of, versions_of},
 };
 use crate::{
-    Store,
     key::{FragmentedKey, Tag},
+    store::Store,
 };
 
 /// `bump` replaces the versions of its tags only: their keys miss, a key on

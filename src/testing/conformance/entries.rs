@@ -10,7 +10,7 @@ use super::{
     Outcome, Subject,
     util::{key, lookup, payload, put, real_sleep, tag},
 };
-use crate::{Store, key::FragmentedKey};
+use crate::{key::FragmentedKey, store::Store};
 
 /// What is put under a lookup's entry key comes back byte for byte. On Redis
 /// this proves the script derives the same entry key as Rust's

@@ -6,7 +6,7 @@ use super::{
     Outcome, Subject,
     util::{key, lookup, payload, put, tag, version_of},
 };
-use crate::Store;
+use crate::store::Store;
 
 const NO_BACKDOOR: &str = "needs a Backdoor to evict versions behind the store's back \
      (Subject::with_backdoor)";

@@ -8,8 +8,8 @@ use super::{
     util::{key, lookup, payload, put, tag, version_of, versions_of},
 };
 use crate::{
-    Store,
     key::{FragmentedKey, Tag},
+    store::Store,
 };
 
 /// Instances from requests are untrusted: long ones (10 KB) and ones with odd

@@ -7,7 +7,7 @@ use super::{
     Outcome, Subject,
     util::{key, lookup, tag},
 };
-use crate::Store;
+use crate::store::Store;
 
 /// A local lease is granted every time. A lease kept in the store excludes
 /// every other lease on the same entry while held; a release by someone who

@@ -54,7 +54,7 @@ mod util;
 
 use std::{any::Any, future::Future};
 
-use crate::Store;
+use crate::store::Store;
 
 #[doc(inline)]
 pub use self::{

@@ -8,8 +8,8 @@ use super::{
     util::{all_at_once, key, lookup, tag, version_of, versions_of},
 };
 use crate::{
-    Store,
     key::{Tag, Version},
+    store::Store,
 };
 
 /// A cold lookup seeds the epoch and one version per tag (in the key's tag

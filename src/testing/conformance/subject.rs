@@ -2,7 +2,7 @@
 
 use std::{fmt, future::Future, pin::Pin};
 
-use crate::{Store, key::Tag, store::EntryKey};
+use crate::{key::Tag, store::EntryKey, store::Store};
 
 /// A fresh store for one check, and optionally a [`Backdoor`] into it.
 ///
@@ -65,13 +65,13 @@ pub trait Backdoor: Send + Sync + 'static {
 }
 
 #[cfg(feature = "memory")]
-impl Backdoor for crate::MemoryStore {
+impl Backdoor for crate::store::MemoryStore {
     async fn evict_versions<'a>(&'a self, tags: &'a [Tag]) {
         self.forget_versions(tags);
     }
 
     async fn holds_entry<'a>(&'a self, key: &'a EntryKey) -> bool {
-        crate::MemoryStore::holds_entry(self, key)
+        crate::store::MemoryStore::holds_entry(self, key)
     }
 }
 

@@ -6,9 +6,9 @@ use std::{future::Future, sync::Arc, time::Duration};
 use bytes::Bytes;
 
 use crate::{
-    Store,
     key::{FragmentedKey, Tag, Version},
     store::Lookup,
+    store::Store,
 };
 
 /// A TTL that outlives every check.
