@@ -133,7 +133,7 @@ async fn a_hanging_store_costs_one_deadline() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_half_open_breaker_sends_one_probe() {
     let store = FaultyStore::always(MemoryStore::new(), Fault::Hang);
     let cooldown = Duration::from_millis(50);
@@ -146,8 +146,8 @@ async fn a_half_open_breaker_sends_one_probe() {
         cache,
         "tower-tagged-cache; fwd=bypass; detail=store-timeout"
     );
-    // The cooldown is what is under test: wait it out.
-    tokio::time::sleep(cooldown * 2).await;
+    // The cooldown is what is under test: the paused clock moves past it.
+    tokio::time::advance(cooldown * 2).await;
     let mut requests = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let mut svc = svc.clone();

@@ -231,7 +231,8 @@ fn each_decision_is_counted_once() {
 fn concurrent_misses_join_one_flight() {
     let calls = Arc::new(AtomicUsize::new(0));
     let got = recorded(|| async {
-        let svc = service(MemoryStore::new(), calls.clone(), Duration::from_millis(50));
+        let store = PausableStore::new(MemoryStore::new());
+        let svc = service(store.clone(), calls.clone(), Duration::from_millis(50));
         let mut requests = tokio::task::JoinSet::new();
         for _ in 0..5 {
             let mut svc = svc.clone();
@@ -249,8 +250,8 @@ fn concurrent_misses_join_one_flight() {
                 "tower-tagged-cache; hit; detail=coalesced",
             ]
         );
-        // Let the leader's store write finish.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The leader's store write is counted once it is done.
+        store.until_completed(Call::Put, 1).await;
     });
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(
