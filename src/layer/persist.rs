@@ -18,12 +18,11 @@ use super::{
         Fwd, Timing, check_headers, check_response, content_length, merge_not_modified,
         revalidated_status, storable_headers, vary_values,
     },
-    layer::Shared,
 };
 use crate::{
     flight::Leader,
-    store::{EntryKey, Store, entry::CachedResponse},
-    telemetry::{self, RuleTelemetry, Span},
+    store::{Store, entry::CachedResponse},
+    telemetry::{self, Span},
 };
 
 /// A response from the origin: when its headers allow storing it, its body
@@ -37,46 +36,41 @@ pub(crate) fn record<St: Store, B: Body>(
     leader: Option<Leader<Arc<CachedResponse>>>,
     fwd: Fwd,
 ) -> Response<ResponseBody<B>> {
-    let Ctx {
-        shared,
-        plan,
-        entry_key,
-        method,
-        req_headers,
-    } = ctx;
-    let rule = &plan.rule.telemetry;
-    match check_response(
-        &method,
+    let (plan, max_body_size) = (&ctx.plan, ctx.shared.max_body_size);
+    let storable = check_response(
+        &ctx.method,
         &plan.policy,
         &res,
         &plan.rule,
-        shared.max_body_size,
+        max_body_size,
         timing,
-    ) {
-        Ok(storable) => {
-            let head = CachedResponse {
-                status: res.status(),
-                headers: storable_headers(res.headers()),
-                body: Bytes::new(),
-                trailers: None,
-                stored_at_ms: timing.response_ms,
-                ttl: storable.ttl,
-                initial_age_ms: storable.initial_age_ms,
-                freshness: storable.freshness,
-                vary: vary_values(&req_headers, res.headers()),
-            };
-            let limit = plan.rule.max_body_size.unwrap_or(shared.max_body_size);
-            let expected_len = content_length(res.headers());
-            let store = store_later(shared, rule.clone(), entry_key, leader);
-            let recorder = Recorder::new(head, rule.clone(), limit, expected_len, store);
-            let res = res.map(|body| ResponseBody::recording(body, recorder));
-            with_status(res, fwd.stored())
-        }
+    );
+    let storable = match storable {
+        Ok(storable) => storable,
         Err(reason) => {
-            telemetry::not_stored(rule, reason.as_str());
-            with_status(res.map(ResponseBody::inner), reason.header())
+            telemetry::not_stored(&plan.rule.telemetry, reason.as_str());
+            return with_status(res.map(ResponseBody::inner), reason.header());
         }
-    }
+    };
+    let head = CachedResponse {
+        status: res.status(),
+        headers: storable_headers(res.headers()),
+        body: Bytes::new(),
+        trailers: None,
+        stored_at_ms: timing.response_ms,
+        ttl: storable.ttl,
+        initial_age_ms: storable.initial_age_ms,
+        freshness: storable.freshness,
+        vary: vary_values(&ctx.req_headers, res.headers()),
+    };
+    let limit = plan.rule.max_body_size.unwrap_or(max_body_size);
+    let expected_len = content_length(res.headers());
+    let rule = plan.rule.telemetry.clone();
+    let recorder = Recorder::new(head, rule, limit, expected_len, store_later(ctx, leader));
+    with_status(
+        res.map(|body| ResponseBody::recording(body, recorder)),
+        fwd.stored(),
+    )
 }
 
 /// A stale entry the origin confirmed with `304`: its headers are updated,
@@ -87,13 +81,7 @@ pub(crate) fn refreshed<St: Store, B>(
     not_modified: &HeaderMap,
     timing: Timing,
 ) -> Response<ResponseBody<B>> {
-    let Ctx {
-        shared,
-        plan,
-        entry_key,
-        method,
-        req_headers,
-    } = ctx;
+    let plan = &ctx.plan;
     telemetry::revalidated(&plan.rule.telemetry);
     merge_not_modified(&mut entry.headers, not_modified);
     // The 304's own Age and Date say how old the confirmation is; the
@@ -102,23 +90,27 @@ pub(crate) fn refreshed<St: Store, B>(
     if let Some(age) = not_modified.get(header::AGE) {
         judged.insert(header::AGE, age.clone());
     }
-    let status = match check_headers(entry.status, &judged, &plan.policy, &plan.rule, timing) {
+    match check_headers(entry.status, &judged, &plan.policy, &plan.rule, timing) {
         Ok(storable) => {
             entry.freshness = storable.freshness;
             entry.ttl = storable.ttl;
             entry.initial_age_ms = storable.initial_age_ms;
             entry.stored_at_ms = timing.response_ms;
+            let res = answer(
+                entry.clone(),
+                &ctx.req_headers,
+                &ctx.method,
+                revalidated_status(),
+            );
             let body = entry.body.clone();
-            let rule = plan.rule.telemetry.clone();
-            store_later(shared, rule, entry_key, None)(entry.clone(), vec![body]);
-            revalidated_status()
+            store_later(ctx, None)(entry, vec![body]);
+            res
         }
         Err(reason) => {
             telemetry::not_stored(&plan.rule.telemetry, reason.as_str());
-            reason.header()
+            answer(entry, &ctx.req_headers, &ctx.method, reason.header())
         }
-    };
-    answer(entry, &req_headers, &method, status)
+    }
 }
 
 /// Stores a completed response off the response path, under the key the
@@ -127,12 +119,14 @@ pub(crate) fn refreshed<St: Store, B>(
 ///
 /// A single-flight `leader` hands the complete response to the requests
 /// waiting on it before the store write.
-fn store_later<St: Store>(
-    shared: Arc<Shared<St>>,
-    rule: RuleTelemetry,
-    key: EntryKey,
-    leader: Option<Leader<Arc<CachedResponse>>>,
-) -> OnComplete {
+fn store_later<St: Store>(ctx: Ctx<St>, leader: Option<Leader<Arc<CachedResponse>>>) -> OnComplete {
+    let Ctx {
+        shared,
+        plan,
+        entry_key: key,
+        ..
+    } = ctx;
+    let rule = plan.rule.telemetry.clone();
     // The request's span, for the write spawned once the body is done.
     let span = Span::current();
     Box::new(move |mut head, chunks| {

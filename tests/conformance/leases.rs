@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use tower_tagged_cache::{MemoryStore, Store};
 
-use crate::{
-    support::Redis,
-    util::{key, lookup, tag},
-};
+use tower_tagged_cache::testing::conformance::util::{key, lookup, tag};
+
+use crate::support::Redis;
 
 /// Leases on Redis: one holder at a time, given back only by their holder,
 /// kept for the TTL asked (`SET NX PX`).

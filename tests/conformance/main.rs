@@ -19,7 +19,6 @@ mod support;
 mod leases;
 mod redis_data;
 mod redis_round_trips;
-mod util;
 
 use tower_tagged_cache::{
     Store,

@@ -6,10 +6,9 @@ use std::{collections::HashSet, time::Duration};
 
 use tower_tagged_cache::{RedisStore, Store};
 
-use crate::{
-    support::{Redis, monitor},
-    util::{key, lookup, payload, put, tag, version_of},
-};
+use tower_tagged_cache::testing::conformance::util::{key, lookup, payload, put, tag, version_of};
+
+use crate::support::{Redis, monitor};
 
 /// After `SCRIPT FLUSH` a lookup reloads the script and still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,10 +12,9 @@ use std::future::Future;
 
 use tower_tagged_cache::{RedisStore, Store, Tag};
 
-use crate::{
-    support::{Redis, monitor},
-    util::{key, lookup, payload, put, tag, versions_of},
-};
+use tower_tagged_cache::testing::conformance::util::{key, lookup, payload, put, tag, versions_of};
+
+use crate::support::{Redis, monitor};
 
 async fn client_addr(conn: &mut impl redis::aio::ConnectionLike) -> String {
     let info: String = redis::cmd("CLIENT")

@@ -50,7 +50,7 @@ mod leases;
 mod report;
 mod seeding;
 mod subject;
-mod util;
+pub mod util;
 
 use std::{any::Any, future::Future};
 

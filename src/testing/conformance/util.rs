@@ -1,5 +1,6 @@
-//! What the checks share: keys, payloads, store calls that must succeed, and
-//! a way to start calls at the same instant.
+//! What the checks share, and what a check of your own can use: keys,
+//! payloads, store calls that must succeed, and a way to start calls at the
+//! same instant.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -12,13 +13,19 @@ use crate::{
 };
 
 /// A TTL that outlives every check.
-pub(super) const LONG: Duration = Duration::from_secs(600);
+pub const LONG: Duration = Duration::from_secs(600);
 
-pub(super) fn tag(s: &str) -> Tag {
+/// A tag from `Name:instance`.
+///
+/// # Panics
+///
+/// When `s` is not a valid tag.
+pub fn tag(s: &str) -> Tag {
     s.parse().expect("valid tag")
 }
 
-pub(super) fn key<'a>(base: &str, tags: impl IntoIterator<Item = &'a Tag>) -> FragmentedKey {
+/// A key on `base` with these tags.
+pub fn key<'a>(base: &str, tags: impl IntoIterator<Item = &'a Tag>) -> FragmentedKey {
     let mut b = FragmentedKey::builder(base, 1, "");
     for t in tags {
         b.push_tag(t.clone());
@@ -27,25 +34,41 @@ pub(super) fn key<'a>(base: &str, tags: impl IntoIterator<Item = &'a Tag>) -> Fr
 }
 
 /// Entry bytes that are not text: NUL, 0xff, CR/LF, and a label.
-pub(super) fn payload(label: &str) -> Bytes {
+pub fn payload(label: &str) -> Bytes {
     let mut v = vec![0u8, 0xff, b'\r', b'\n', 0x80];
     v.extend_from_slice(label.as_bytes());
     v.push(0);
     Bytes::from(v)
 }
 
-pub(super) async fn lookup<S: Store>(store: &S, key: &FragmentedKey) -> Lookup {
+/// [`Store::lookup`], which must succeed.
+///
+/// # Panics
+///
+/// When the store fails.
+pub async fn lookup<S: Store>(store: &S, key: &FragmentedKey) -> Lookup {
     store.lookup(key).await.expect("lookup")
 }
 
-pub(super) async fn put<S: Store>(store: &S, l: &Lookup, bytes: Bytes) {
+/// Stores `bytes` under the entry key of `l` for [`LONG`], which must
+/// succeed.
+///
+/// # Panics
+///
+/// When the store fails.
+pub async fn put<S: Store>(store: &S, l: &Lookup, bytes: Bytes) {
     store
         .put(l.entry_key.clone(), bytes, LONG)
         .await
         .expect("put");
 }
 
-pub(super) async fn version_of<S: Store>(store: &S, t: &Tag) -> Option<Version> {
+/// The version of one tag (`None`: never seeded).
+///
+/// # Panics
+///
+/// When the store fails or answers for more or fewer tags.
+pub async fn version_of<S: Store>(store: &S, t: &Tag) -> Option<Version> {
     let mut v = store
         .versions(std::slice::from_ref(t))
         .await
@@ -54,7 +77,12 @@ pub(super) async fn version_of<S: Store>(store: &S, t: &Tag) -> Option<Version> 
     v.pop().unwrap()
 }
 
-pub(super) async fn versions_of<S: Store>(store: &S, tags: &[Tag]) -> Vec<Option<Version>> {
+/// The versions of `tags`, one answer per tag.
+///
+/// # Panics
+///
+/// When the store fails or answers for more or fewer tags.
+pub async fn versions_of<S: Store>(store: &S, tags: &[Tag]) -> Vec<Option<Version>> {
     let v = store.versions(tags).await.expect("versions");
     assert_eq!(v.len(), tags.len(), "one answer per tag");
     v
