@@ -1,0 +1,107 @@
+//! Misses, hits and invalidation by tag; `HEAD` served from the `GET`
+//! entry; trailers stored and replayed.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use tower_tagged_cache::{Store, testing::Call};
+
+use crate::{
+    counting, fixture, get, origin, send, stack,
+    support::{
+        self,
+        scripted::{Scripted, Step},
+    },
+};
+
+async fn miss_hit_invalidate<St: Store>(store: St) {
+    let (store, calls, layer) = fixture(store);
+    let invalidator = layer.invalidator();
+    let mut svc = stack(layer, counting(&calls));
+
+    let first = send(&mut svc, get("/users/42")).await;
+    assert_eq!(first.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+    assert_eq!(first.body, "call #1 for /users/42");
+    store.until_completed(Call::Put, 1).await;
+
+    let second = send(&mut svc, get("/users/42")).await;
+    assert_eq!(second.cache_status(), "tower-tagged-cache; hit");
+    assert_eq!(second.body, first.body);
+    assert_eq!(second.status, StatusCode::OK);
+    let age: u64 = second.headers["age"].to_str().unwrap().parse().unwrap();
+    assert!(age <= 5, "age {age}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // Another user is another entry.
+    let other = send(&mut svc, get("/users/7")).await;
+    assert_eq!(other.body, "call #2 for /users/7");
+    store.until_completed(Call::Put, 2).await;
+
+    invalidator.invalidate(["User:42"]).await.unwrap();
+    let third = send(&mut svc, get("/users/42")).await;
+    assert_eq!(third.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+    assert_eq!(third.body, "call #3 for /users/42");
+    // User:7 was not touched.
+    let other_again = send(&mut svc, get("/users/7")).await;
+    assert_eq!(other_again.cache_status(), "tower-tagged-cache; hit");
+    assert_eq!(other_again.body, "call #2 for /users/7");
+}
+
+async fn head_uses_the_get_entry<St: Store>(store: St) {
+    let (store, calls, layer) = fixture(store);
+    let mut svc = stack(layer, counting(&calls));
+    let head = || Request::head("/users/1").body(Full::default()).unwrap();
+
+    // A HEAD miss goes to the origin and stores nothing.
+    let cold = send(&mut svc, head()).await;
+    assert_eq!(
+        cold.cache_status(),
+        "tower-tagged-cache; fwd=miss; detail=head"
+    );
+    let first = send(&mut svc, get("/users/1")).await;
+    assert_eq!(first.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    store.until_completed(Call::Put, 1).await;
+    assert_eq!(
+        store.completed(Call::Put),
+        1,
+        "the HEAD miss stored nothing"
+    );
+
+    let warm = send(&mut svc, head()).await;
+    assert_eq!(warm.cache_status(), "tower-tagged-cache; hit");
+    assert!(warm.body.is_empty());
+    assert_eq!(warm.headers["content-length"], first.body.len().to_string());
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+async fn trailers_are_stored_and_replayed<St: Store>(store: St) {
+    let (store, calls, layer) = fixture(store);
+    let inner = origin(calls.clone(), |_, _| {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        Response::new(Scripted::steps([
+            Step::Data(Bytes::from_static(b"part one, ")),
+            Step::Data(Bytes::from_static(b"part two")),
+            Step::Trailers(trailers),
+        ]))
+    });
+    let mut svc = stack(layer, inner);
+    let miss = send(&mut svc, get("/users/1")).await;
+    assert_eq!(miss.body, "part one, part two");
+    assert_eq!(miss.trailers.as_ref().unwrap()["grpc-status"], "0");
+    store.until_completed(Call::Put, 1).await;
+    let hit = send(&mut svc, get("/users/1")).await;
+    assert_eq!(hit.cache_status(), "tower-tagged-cache; hit");
+    assert_eq!(hit.body, "part one, part two");
+    assert_eq!(hit.trailers.as_ref().unwrap()["grpc-status"], "0");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+support::every_store!(
+    miss_hit_invalidate,
+    head_uses_the_get_entry,
+    trailers_are_stored_and_replayed,
+);

@@ -1,0 +1,198 @@
+//! Invalidation: a bump during a slow request, write rules, writes whose
+//! parameters do not parse, and the invalidator handlers find in their
+//! request.
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use tokio::sync::Notify;
+use tower::service_fn;
+use tower_tagged_cache::{
+    Invalidator, Store, TaggedCacheLayer, WriteRule,
+    testing::{Call, PausableStore},
+};
+
+use crate::{
+    counting, fixture, get, origin, send, stack,
+    support::{self, scripted::Scripted},
+    user_rule,
+};
+
+/// The hazard of every tag cache: a bump that lands while a slow request is
+/// computing. The slow response was read from old data and must not be
+/// served after the bump.
+async fn bump_during_slow_request_is_not_undone<St: Store>(store: St) {
+    let store = PausableStore::new(store);
+    let db = Arc::new(Mutex::new("old name".to_owned()));
+    let entered = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap();
+    let invalidator = layer.invalidator();
+    let inner = {
+        let (db, entered, release, calls) =
+            (db.clone(), entered.clone(), release.clone(), calls.clone());
+        service_fn(move |_req: Request<Full<Bytes>>| {
+            let (db, entered, release) = (db.clone(), entered.clone(), release.clone());
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                let name = db.lock().unwrap().clone();
+                if n == 1 {
+                    // The first request read the old data; now it is slow.
+                    entered.notify_one();
+                    release.notified().await;
+                }
+                Ok::<_, Infallible>(Response::new(Scripted::full(name)))
+            }
+        })
+    };
+    let mut svc = stack(layer, inner);
+    let slow = {
+        let mut svc = svc.clone();
+        tokio::spawn(async move { send(&mut svc, get("/users/1")).await })
+    };
+    entered.notified().await;
+    *db.lock().unwrap() = "new name".to_owned();
+    invalidator.invalidate(["User:1"]).await.unwrap();
+    release.notify_one();
+    let slow = slow.await.unwrap();
+    assert_eq!(slow.body, "old name");
+    store.until_completed(Call::Put, 1).await; // the slow response was stored, under the old versions
+
+    let next = send(&mut svc, get("/users/1")).await;
+    assert_eq!(next.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+    assert_eq!(next.body, "new name");
+    store.until_completed(Call::Put, 2).await;
+    let after = send(&mut svc, get("/users/1")).await;
+    assert_eq!(after.cache_status(), "tower-tagged-cache; hit");
+    assert_eq!(after.body, "new name");
+}
+
+async fn write_rules_bump_after_success_only<St: Store>(store: St) {
+    let layer = TaggedCacheLayer::new(store)
+        .rule(user_rule())
+        .unwrap()
+        .rule(WriteRule::put("/users/{id}").invalidates(["User:{id}", "Dashboard"]))
+        .unwrap();
+    let invalidator = layer.invalidator();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let inner = origin(calls, |req, _| {
+        let mut res = Response::new(Scripted::full("ok"));
+        if req.uri().path() == "/users/13" {
+            *res.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        }
+        res
+    });
+    let mut svc = stack(layer, inner);
+    let put = |uri: &str| Request::put(uri).body(Full::default()).unwrap();
+
+    assert_eq!(invalidator.tag_version("User:1").await.unwrap(), None);
+    let ok = send(&mut svc, put("/users/1")).await;
+    assert_eq!(
+        ok.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=method"
+    );
+    let v1 = invalidator
+        .tag_version("User:1")
+        .await
+        .unwrap()
+        .expect("bumped");
+    let d1 = invalidator
+        .tag_version("Dashboard")
+        .await
+        .unwrap()
+        .expect("bumped");
+    send(&mut svc, put("/users/1")).await;
+    assert_ne!(
+        invalidator.tag_version("User:1").await.unwrap().unwrap(),
+        v1
+    );
+    assert_ne!(
+        invalidator.tag_version("Dashboard").await.unwrap().unwrap(),
+        d1
+    );
+
+    // A failed write bumps nothing.
+    let d2 = invalidator.tag_version("Dashboard").await.unwrap();
+    let failed = send(&mut svc, put("/users/13")).await;
+    assert_eq!(failed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(invalidator.tag_version("User:13").await.unwrap(), None);
+    assert_eq!(invalidator.tag_version("Dashboard").await.unwrap(), d2);
+}
+
+async fn handlers_find_the_invalidator<St: Store>(store: St) {
+    let store = PausableStore::new(store);
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap();
+    let inner = service_fn(|req: Request<Full<Bytes>>| async move {
+        if req.method() == http::Method::POST {
+            let inv = req
+                .extensions()
+                .get::<Invalidator<PausableStore<St>>>()
+                .expect("invalidator extension");
+            inv.invalidate(["User:5"]).await.unwrap();
+        }
+        Ok::<_, Infallible>(Response::new(Scripted::full(format!(
+            "{:?}",
+            std::time::Instant::now()
+        ))))
+    });
+    let mut svc = stack(layer, inner);
+    let first = send(&mut svc, get("/users/5")).await;
+    store.until_completed(Call::Put, 1).await;
+    assert_eq!(send(&mut svc, get("/users/5")).await.body, first.body);
+    let post = Request::post("/admin/flush-user-5")
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(
+        send(&mut svc, post).await.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=method"
+    );
+    let after = send(&mut svc, get("/users/5")).await;
+    assert_eq!(after.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+    assert_ne!(after.body, first.body);
+}
+
+/// A write whose path parameters do not parse for its rule still
+/// invalidates what is stored for its URI.
+async fn unparsed_writes_still_invalidate_their_uri<St: Store>(store: St) {
+    let (store, calls, layer) = fixture(store);
+    let layer = layer
+        .rule(
+            WriteRule::put("/users/{id}")
+                .parse_param::<u64>("id")
+                .invalidates(["User:{id}"]),
+        )
+        .unwrap();
+    let mut svc = stack(layer, counting(&calls));
+    send(&mut svc, get("/users/abc")).await;
+    store.until_completed(Call::Put, 1).await;
+    assert_eq!(
+        send(&mut svc, get("/users/abc")).await.cache_status(),
+        "tower-tagged-cache; hit"
+    );
+    let put = Request::put("/users/abc").body(Full::default()).unwrap();
+    send(&mut svc, put).await;
+    assert_eq!(
+        send(&mut svc, get("/users/abc")).await.cache_status(),
+        "tower-tagged-cache; fwd=miss; stored"
+    );
+}
+
+support::every_store!(
+    bump_during_slow_request_is_not_undone,
+    write_rules_bump_after_success_only,
+    handlers_find_the_invalidator,
+    unparsed_writes_still_invalidate_their_uri,
+);

@@ -1,0 +1,71 @@
+//! What goes into a key: path parameters as decoded, query strings.
+
+use std::sync::{Arc, atomic::AtomicUsize};
+
+use tower_tagged_cache::{
+    CacheRule, Store, TaggedCacheLayer, VaryOn,
+    testing::{Call, PausableStore},
+};
+
+use crate::{counting, fixture, get, send, stack, support, user_rule};
+
+async fn percent_encoded_params_share_the_tag<St: Store>(store: St) {
+    let (store, calls, layer) = fixture(store);
+    let invalidator = layer.invalidator();
+    let mut svc = stack(layer, counting(&calls));
+    send(&mut svc, get("/users/4%32")).await;
+    store.until_completed(Call::Put, 1).await;
+    assert_eq!(
+        send(&mut svc, get("/users/4%32")).await.cache_status(),
+        "tower-tagged-cache; hit"
+    );
+    // `/users/4%32` is user 42 to axum: bumping User:42 must reach it.
+    invalidator.invalidate(["User:42"]).await.unwrap();
+    assert_eq!(
+        send(&mut svc, get("/users/4%32")).await.cache_status(),
+        "tower-tagged-cache; fwd=miss; stored"
+    );
+    let bad = send(&mut svc, get("/users/%ff")).await;
+    assert_eq!(
+        bad.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=bad-path"
+    );
+    let none = send(&mut svc, get("/elsewhere")).await;
+    assert_eq!(
+        none.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=no-rule"
+    );
+}
+
+async fn query_strings_are_part_of_the_key<St: Store>(store: St) {
+    let store = PausableStore::new(store);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap()
+        .rule(
+            CacheRule::get("/feed")
+                .tags(["Feed"])
+                .ignore_query()
+                .vary_on(VaryOn::query("page")),
+        )
+        .unwrap();
+    let mut svc = stack(layer, counting(&calls));
+    let a = send(&mut svc, get("/users/1?fields=name")).await;
+    store.until_completed(Call::Put, 1).await;
+    let b = send(&mut svc, get("/users/1?fields=email")).await;
+    assert_ne!(a.body, b.body);
+    store.until_completed(Call::Put, 2).await;
+    // With ignore_query, only the declared parameter counts.
+    send(&mut svc, get("/feed?page=2&utm_source=x")).await;
+    store.until_completed(Call::Put, 3).await;
+    let same = send(&mut svc, get("/feed?utm_source=y&page=2")).await;
+    assert_eq!(same.cache_status(), "tower-tagged-cache; hit");
+    let other = send(&mut svc, get("/feed?page=3")).await;
+    assert_eq!(other.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+}
+
+support::every_store!(
+    percent_encoded_params_share_the_tag,
+    query_strings_are_part_of_the_key,
+);
