@@ -67,7 +67,7 @@ where
     let (entry_key, fwd, stale) = match lookup(&shared, &plan, req.headers()).await {
         Ok(Found::Fresh(entry)) => {
             telemetry::hit(rule);
-            return Ok(answer(*entry, req.headers(), req.method(), hit_status()));
+            return Ok(answer(entry, req.headers(), req.method(), hit_status()));
         }
         Ok(Found::Miss {
             entry_key,

@@ -23,9 +23,11 @@ use crate::{
 };
 
 /// What the first lookup found.
+// A hit is the hot path: its entry is not boxed, to save an allocation.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Found {
     /// A stored response that answers this request as it is.
-    Fresh(Box<CachedResponse>),
+    Fresh(CachedResponse),
     /// Nothing that answers it without the origin.
     Miss {
         /// Where the response will be stored: derived from the versions the
@@ -69,7 +71,7 @@ pub(crate) async fn lookup<St: Store>(
                     && !shareable_with_authorization(&entry.headers, &plan.rule) => {}
             Some(entry) => {
                 if usable_without_origin(&entry, &plan.rule, now_ms(), &plan.policy) {
-                    return Ok(Found::Fresh(Box::new(entry)));
+                    return Ok(Found::Fresh(entry));
                 }
                 fwd = if plan.policy.no_cache {
                     Fwd::Request

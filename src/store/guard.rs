@@ -108,7 +108,7 @@ impl<St> Guarded<St> {
         op: Op,
         call: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        let Some(permit) = self.breaker.admit(clock::now_ms()) else {
+        let Some(permit) = self.breaker.admit() else {
             return Err(Error::unavailable());
         };
         let result = deadline(op, self.timeout, call).await;
@@ -224,14 +224,15 @@ impl Breaker {
 
     /// Whether a call may go ahead now: always while closed; while open,
     /// only once the cooldown is over and only as the one probe in flight.
-    fn admit(&self, now_ms: u64) -> Option<Permit<'_>> {
+    /// The clock is read only while the breaker is open.
+    fn admit(&self) -> Option<Permit<'_>> {
         if !self.is_open() {
             return Some(Permit {
                 breaker: self,
                 probe: false,
             });
         }
-        if now_ms < self.open_until_ms.load(Ordering::Acquire) {
+        if clock::now_ms() < self.open_until_ms.load(Ordering::Acquire) {
             return None;
         }
         self.probing

@@ -25,8 +25,10 @@
 //!
 //! Each check gets its own store from the closure, so that no check sees
 //! another's data; for a shared server, give each store its own key prefix.
-//! A check that fails is reported with its assertion message, and the next
-//! one runs. [`Check::run`] runs one check and panics where it fails, for a
+//! The checks run concurrently, each in a task of its own (the suite takes
+//! about as long as its slowest check); the report lists them in order. A
+//! check that fails is reported with its assertion message, and the others
+//! run on. [`Check::run`] runs one check and panics where it fails, for a
 //! test per check.
 //!
 //! # Reaching behind the store
@@ -160,19 +162,24 @@ where
     run_checks(Check::ALL.iter().copied(), make).await
 }
 
-/// Runs the given checks, each on a fresh store from `make`, in order.
+/// Runs the given checks, each on a fresh store from `make`, concurrently;
+/// the report lists them in the order given.
 pub async fn run_checks<S, F, Fut>(checks: impl IntoIterator<Item = Check>, mut make: F) -> Report
 where
     S: Store,
     F: FnMut() -> Fut,
     Fut: Future<Output = Subject<S>>,
 {
-    let mut report = Report::default();
+    // Each check in a task of its own, so that a failed assertion is that
+    // check's verdict and the others still run.
+    let mut running = Vec::new();
     for check in checks {
         let subject = make().await;
-        // A task of its own, so that a failed assertion is this check's
-        // verdict and the next check still runs.
-        let verdict = match tokio::spawn(check.run(subject)).await {
+        running.push((check, tokio::spawn(check.run(subject))));
+    }
+    let mut report = Report::default();
+    for (check, task) in running {
+        let verdict = match task.await {
             Ok(Outcome::Passed) => Verdict::Passed,
             Ok(Outcome::Skipped(why)) => Verdict::Skipped(why.to_owned()),
             Err(e) if e.is_panic() => Verdict::Failed(panic_message(e.into_panic())),

@@ -1,7 +1,14 @@
 //! Failure policy and Redis specifics: fail open on store errors, timeouts and
-//! a dead Redis; one command per hit; corrupt entries.
+//! a dead or frozen Redis; one command per hit; corrupt entries.
 
+#[path = "../support/mod.rs"]
 mod support;
+
+#[allow(unreachable_pub)]
+#[path = "../../examples/quickstart.rs"]
+mod quickstart;
+
+mod frozen_redis;
 
 use std::{
     convert::Infallible,

@@ -3,12 +3,7 @@
 //! within the store deadline and, once the breaker is open, without waiting
 //! on the store; caching resumes on the first successful probe.
 
-mod support;
-
-#[allow(unreachable_pub)]
-#[path = "../examples/quickstart.rs"]
-mod quickstart;
-
+use crate::{quickstart, support};
 use std::{
     sync::Arc,
     time::{Duration, Instant},
