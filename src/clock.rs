@@ -17,7 +17,8 @@ use tokio::time::Instant;
 
 /// The wall clock and tokio's clock, read together once.
 struct Anchor {
-    wall_ns: i128,
+    /// Nanoseconds since the Unix epoch (a `u64` holds them until 2554).
+    wall_ns: u64,
     at: std::time::Instant,
 }
 
@@ -26,22 +27,27 @@ fn anchor() -> &'static Anchor {
     ANCHOR.get_or_init(|| Anchor {
         wall_ns: SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i128),
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
         at: std::time::Instant::now(),
     })
 }
 
-/// Milliseconds since the Unix epoch, now, on tokio's clock.
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds since the Unix epoch, now, on tokio's clock. In whole
+/// nanoseconds first, then floored, so that two readings an exact number of
+/// milliseconds apart always differ by exactly that many.
 pub(crate) fn now_ms() -> u64 {
     let anchor = anchor();
     let now = Instant::now().into_std();
-    // A paused runtime's clock may stand before the anchor was read.
-    let since_anchor = match now.checked_duration_since(anchor.at) {
-        Some(ahead) => ahead.as_nanos() as i128,
-        None => -((anchor.at - now).as_nanos() as i128),
+    let ns = match now.checked_duration_since(anchor.at) {
+        Some(ahead) => anchor.wall_ns.saturating_add(nanos(ahead)),
+        // A paused runtime's clock may stand before the anchor was read.
+        None => anchor.wall_ns.saturating_sub(nanos(anchor.at - now)),
     };
-    let ms = (anchor.wall_ns + since_anchor).div_euclid(1_000_000);
-    u64::try_from(ms).unwrap_or(0)
+    ns / 1_000_000
 }
 
 #[cfg(test)]
