@@ -1,7 +1,8 @@
 //! The public testing kit, tested from outside the crate as a user would
 //! use it: the conformance suite fails broken stores and passes the kit's
-//! own wrappers; the staleness checker finds no stale read on correct apps
-//! and finds them on broken ones.
+//! own wrappers and the `custom_store` example's store; the staleness
+//! checker finds no stale read on correct apps and finds them on broken
+//! ones.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -10,5 +11,10 @@ mod support;
 #[path = "../../examples/quickstart.rs"]
 mod quickstart;
 
+#[allow(unreachable_pub, dead_code)]
+#[path = "../../examples/custom_store.rs"]
+mod example;
+
+mod custom_store;
 mod staleness;
 mod suite;

@@ -157,17 +157,17 @@ async fn without_a_backdoor_the_eviction_check_is_skipped_and_said_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kits_wrappers_pass_the_suite() {
-    let pausable = conformance::run(|| async {
-        let inner = MemoryStore::new();
-        Subject::new(PausableStore::new(inner.clone())).with_backdoor(inner)
-    })
-    .await;
+    let (pausable, faulty) = tokio::join!(
+        conformance::run(|| async {
+            let inner = MemoryStore::new();
+            Subject::new(PausableStore::new(inner.clone())).with_backdoor(inner)
+        }),
+        conformance::run(|| async {
+            let inner = MemoryStore::new();
+            Subject::new(FaultyStore::new(inner.clone())).with_backdoor(inner)
+        }),
+    );
     assert_eq!(pausable.passed(), Check::ALL.len(), "{pausable}");
-    let faulty = conformance::run(|| async {
-        let inner = MemoryStore::new();
-        Subject::new(FaultyStore::new(inner.clone())).with_backdoor(inner)
-    })
-    .await;
     assert_eq!(faulty.passed(), Check::ALL.len(), "{faulty}");
 }
 

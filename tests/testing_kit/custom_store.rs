@@ -2,11 +2,7 @@
 //! would, passes the exported conformance suite, and its app the staleness
 //! check: a change that breaks the example's store fails here.
 
-#[allow(unreachable_pub)]
-#[path = "../examples/custom_store.rs"]
-mod custom_store;
-
-use custom_store::CountingStore;
+use crate::example::{self as custom_store, CountingStore};
 use tower_tagged_cache::{MemoryStore, testing::conformance::Check};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
