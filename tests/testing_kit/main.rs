@@ -11,7 +11,7 @@ mod support;
 #[path = "../../examples/quickstart.rs"]
 mod quickstart;
 
-#[allow(unreachable_pub, dead_code)]
+#[allow(unreachable_pub)]
 #[path = "../../examples/custom_store.rs"]
 mod example;
 
