@@ -121,6 +121,7 @@ struct RuleKeys {
     revalidated: metrics::Key,
     miss: metrics::Key,
     bypass: metrics::Key,
+    invalidated: metrics::Key,
     joins: metrics::Key,
     stored: metrics::Key,
 }
@@ -144,6 +145,7 @@ impl RuleKeys {
             revalidated: request("revalidated"),
             miss: request("miss"),
             bypass: request("bypass"),
+            invalidated: request("invalidated"),
             joins: metrics::Key::from_parts(names::JOINS, vec![rule()]),
             stored: metrics::Key::from_parts(names::STORED, vec![rule()]),
             label,
@@ -201,7 +203,7 @@ pub(crate) fn describe() {
         describe_counter!(
             names::REQUESTS,
             Unit::Count,
-            "Requests through the cache layer, by rule and outcome (hit, coalesced, stale, revalidated, miss, bypass)"
+            "Requests through the cache layer, by rule and outcome (hit, coalesced, stale, revalidated, miss, bypass, invalidated)"
         );
         describe_counter!(
             names::BYPASS,
@@ -299,6 +301,14 @@ pub(crate) fn revalidated(rule: &RuleTelemetry) {
 pub(crate) fn miss(rule: &RuleTelemetry) {
     #[cfg(feature = "metrics")]
     increment(&rule.0.keys.miss, 1);
+}
+
+/// A write succeeded and its tags were bumped.
+pub(crate) fn invalidated(rule: &RuleTelemetry) {
+    #[cfg(feature = "metrics")]
+    increment(&rule.0.keys.invalidated, 1);
+    #[cfg(feature = "tracing")]
+    tracing::debug!(detail = "invalidated", "write invalidated its tags");
 }
 
 /// The request did not use the cache; `detail` is the `cache-status` token.

@@ -160,7 +160,7 @@ fn each_decision_is_counted_once() {
         );
         assert_eq!(
             send(&mut svc, Method::PUT, "/users/1", false).await,
-            "tower-tagged-cache; fwd=bypass; detail=method"
+            "tower-tagged-cache; fwd=bypass; detail=invalidated"
         );
         assert_eq!(
             send(&mut svc, Method::GET, "/users/1", false).await,
@@ -189,7 +189,7 @@ fn each_decision_is_counted_once() {
             ),
             ("tower_tagged_cache_requests_total{outcome=bypass,rule=}", 1),
             (
-                "tower_tagged_cache_requests_total{outcome=bypass,rule=user_update}",
+                "tower_tagged_cache_requests_total{outcome=invalidated,rule=user_update}",
                 1
             ),
             (
@@ -197,10 +197,6 @@ fn each_decision_is_counted_once() {
                 1
             ),
             ("tower_tagged_cache_bypass_total{reason=no-rule,rule=}", 1),
-            (
-                "tower_tagged_cache_bypass_total{reason=method,rule=user_update}",
-                1
-            ),
             (
                 "tower_tagged_cache_not_stored_total{reason=head,rule=user}",
                 1

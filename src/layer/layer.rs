@@ -43,6 +43,8 @@ pub(crate) struct Shared<St> {
     pub(crate) rules: RuleTable,
     pub(crate) namespace: String,
     pub(crate) invalidate_unsafe: bool,
+    /// Whether writes also bump URIs that no cache rule matches.
+    pub(crate) invalidate_unnamed: bool,
     pub(crate) flights: Arc<Flights<Arc<CachedResponse>>>,
     pub(crate) flight_wait: Duration,
     pub(crate) max_body_size: usize,
@@ -60,6 +62,7 @@ impl<St: Store> TaggedCacheLayer<St> {
                 rules: RuleTable::default(),
                 namespace: String::new(),
                 invalidate_unsafe: true,
+                invalidate_unnamed: true,
                 flights: Arc::default(),
                 flight_wait: DEFAULT_FLIGHT_WAIT,
                 max_body_size: DEFAULT_MAX_BODY_SIZE,
@@ -98,6 +101,19 @@ impl<St: Store> TaggedCacheLayer<St> {
     /// to `true`.
     pub fn invalidate_unsafe_requests(mut self, enabled: bool) -> Self {
         Arc::make_mut(&mut self.shared).invalidate_unsafe = enabled;
+        self
+    }
+
+    /// Whether that per-URI invalidation also bumps URIs that no cache rule
+    /// of this layer matches. Each bump is one store write (one round trip
+    /// on Redis) after every successful write, and writes to routes nothing
+    /// is cached under gain nothing from it; turn it off to skip them.
+    /// URIs a cache rule matches (the target, `Location` and
+    /// `Content-Location`) are still bumped. Keep it on when other layers on
+    /// the same store cache URIs this one has no rule for. Defaults to
+    /// `true`.
+    pub fn invalidate_unnamed_routes(mut self, enabled: bool) -> Self {
+        Arc::make_mut(&mut self.shared).invalidate_unnamed = enabled;
         self
     }
 

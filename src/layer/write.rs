@@ -47,25 +47,42 @@ where
         tags.extend(plan.rule_tags);
     }
     if shared.invalidate_unsafe && (res.status().is_success() || res.status().is_redirection()) {
-        tags.push(uri_tag(&plan.host, &plan.path));
+        // Only URIs something may be stored under, unless every URI is
+        // bumped (the default).
+        let mut uri = |path: &str| {
+            if shared.invalidate_unnamed || shared.rules.caches(path) {
+                tags.push(uri_tag(&plan.host, path));
+            }
+        };
+        uri(&plan.path);
         for name in [header::LOCATION, header::CONTENT_LOCATION] {
             if let Some(path) = res
                 .headers()
                 .get(&name)
                 .and_then(|v| same_host_path(v, &plan.host, &plan.path))
             {
-                tags.push(uri_tag(&plan.host, &path));
+                uri(&path);
             }
         }
     }
-    let mut status = Reason::Method;
-    if !tags.is_empty()
-        && let Err(err) = invalidator.invalidate(&tags).await
-    {
-        telemetry::invalidation_failed(&err, &tags);
-        status = Reason::InvalidationFailed;
+    if tags.is_empty() {
+        telemetry::bypass(&plan.rule, Reason::Method.as_str());
+        return Ok(with_status(
+            res.map(ResponseBody::inner),
+            Reason::Method.header(),
+        ));
     }
-    telemetry::bypass(&plan.rule, status.as_str());
+    let status = match invalidator.invalidate(&tags).await {
+        Ok(()) => {
+            telemetry::invalidated(&plan.rule);
+            Reason::Invalidated
+        }
+        Err(err) => {
+            telemetry::invalidation_failed(&err, &tags);
+            telemetry::bypass(&plan.rule, Reason::InvalidationFailed.as_str());
+            Reason::InvalidationFailed
+        }
+    };
     Ok(with_status(res.map(ResponseBody::inner), status.header()))
 }
 

@@ -183,6 +183,14 @@ impl RuleTable {
         }
     }
 
+    /// Whether a cache rule matches `path` (so something may be stored
+    /// under it).
+    pub(crate) fn caches(&self, path: &str) -> bool {
+        self.router
+            .at(path)
+            .is_ok_and(|m| self.routes[*m.value].iter().any(|r| r.is_cache()))
+    }
+
     /// Finds the rule for a request's method and path.
     pub(crate) fn find<'a>(&'a self, method: &Method, path: &str) -> Result<Matched<'a>, NoMatch> {
         let m = self.router.at(path).map_err(|_| NoMatch::NoRule)?;

@@ -100,7 +100,7 @@ async fn write_rules_bump_after_success_only<St: Store>(store: St) {
     let ok = send(&mut svc, put("/users/1")).await;
     assert_eq!(
         ok.cache_status(),
-        "tower-tagged-cache; fwd=bypass; detail=method"
+        "tower-tagged-cache; fwd=bypass; detail=invalidated"
     );
     let v1 = invalidator
         .tag_version("User:1")
@@ -126,6 +126,10 @@ async fn write_rules_bump_after_success_only<St: Store>(store: St) {
     let d2 = invalidator.tag_version("Dashboard").await.unwrap();
     let failed = send(&mut svc, put("/users/13")).await;
     assert_eq!(failed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        failed.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=method"
+    );
     assert_eq!(invalidator.tag_version("User:13").await.unwrap(), None);
     assert_eq!(invalidator.tag_version("Dashboard").await.unwrap(), d2);
 }
@@ -155,9 +159,10 @@ async fn handlers_find_the_invalidator<St: Store>(store: St) {
     let post = Request::post("/admin/flush-user-5")
         .body(Full::default())
         .unwrap();
+    // The handler bumped `User:5`; the layer bumped the URI it wrote to.
     assert_eq!(
         send(&mut svc, post).await.cache_status(),
-        "tower-tagged-cache; fwd=bypass; detail=method"
+        "tower-tagged-cache; fwd=bypass; detail=invalidated"
     );
     let after = send(&mut svc, get("/users/5")).await;
     assert_eq!(after.cache_status(), "tower-tagged-cache; fwd=miss; stored");
@@ -190,9 +195,63 @@ async fn unparsed_writes_still_invalidate_their_uri<St: Store>(store: St) {
     );
 }
 
+/// With `invalidate_unnamed_routes(false)`, a write to a URI no cache rule
+/// matches makes no store write; URIs a cache rule matches (the target, or a
+/// same-host `Location`) are still invalidated.
+async fn unnamed_routes_can_skip_the_uri_bump<St: Store>(store: St) {
+    let (store, calls, layer) = fixture(store);
+    let layer = layer.invalidate_unnamed_routes(false);
+    let inner = origin(calls, |req, n| {
+        let mut res = Response::new(Scripted::full(format!("call #{n}")));
+        if req.uri().path() == "/admin/create" {
+            res.headers_mut()
+                .insert("location", "/users/6".parse().unwrap());
+        }
+        res
+    });
+    let mut svc = stack(layer, inner);
+    for id in [5, 6] {
+        send(&mut svc, get(&format!("/users/{id}"))).await;
+    }
+    store.until_completed(Call::Put, 2).await;
+    let post = |uri: &str| Request::post(uri).body(Full::default()).unwrap();
+
+    let unnamed = send(&mut svc, post("/admin/ping")).await;
+    assert_eq!(
+        unnamed.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=method"
+    );
+    assert_eq!(store.completed(Call::Bump), 0, "no store write");
+    for id in [5, 6] {
+        let seen = send(&mut svc, get(&format!("/users/{id}"))).await;
+        assert_eq!(seen.cache_status(), "tower-tagged-cache; hit");
+    }
+
+    // A cache rule matches the target: its URI is bumped.
+    let named = send(&mut svc, post("/users/5")).await;
+    assert_eq!(
+        named.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=invalidated"
+    );
+    assert_eq!(store.completed(Call::Bump), 1);
+    let after = send(&mut svc, get("/users/5")).await;
+    assert_eq!(after.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+
+    // The target is unnamed, its `Location` is not: only that one.
+    let created = send(&mut svc, post("/admin/create")).await;
+    assert_eq!(
+        created.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=invalidated"
+    );
+    assert_eq!(store.completed(Call::Bump), 2);
+    let after = send(&mut svc, get("/users/6")).await;
+    assert_eq!(after.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+}
+
 support::every_store!(
     bump_during_slow_request_is_not_undone,
     write_rules_bump_after_success_only,
     handlers_find_the_invalidator,
     unparsed_writes_still_invalidate_their_uri,
+    unnamed_routes_can_skip_the_uri_bump,
 );

@@ -21,6 +21,8 @@ pub(crate) enum Reason {
     StoreError,
     StoreTimeout,
     StoreUnavailable,
+    /// A write succeeded and its tags were bumped.
+    Invalidated,
     /// A write succeeded but bumping its tags failed.
     InvalidationFailed,
     // The response was not stored (`fwd=miss`).
@@ -67,6 +69,7 @@ status_values! {
     StoreError => "bypass", "store-error";
     StoreTimeout => "bypass", "store-timeout";
     StoreUnavailable => "bypass", "store-unavailable";
+    Invalidated => "bypass", "invalidated";
     InvalidationFailed => "bypass", "invalidation-failed";
     Head => "miss", "head";
     Status => "miss", "status";
