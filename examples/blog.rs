@@ -537,7 +537,9 @@ async fn serve<St: Store>(
             .map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
         Err(_) => 3001,
     };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
     println!(
         "blog listening on http://{} (store: {label}, database: {db_label})",
         listener.local_addr()?
@@ -553,6 +555,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "tower_tagged_cache=warn,blog=info".into()),
         )
+        // Colours only on a terminal, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     // The temp dir lives (and the database file with it) until `main` ends.
     let dir = tempfile::tempdir()?;

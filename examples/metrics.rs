@@ -95,6 +95,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "tower_tagged_cache=warn".into()),
         )
+        // Colours only on a terminal, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let handle = install_recorder()?;
     let port: u16 = match std::env::var("PORT") {
@@ -103,7 +105,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
         Err(_) => 3002,
     };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
     println!(
         "metrics example listening on http://{}",
         listener.local_addr()?

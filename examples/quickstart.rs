@@ -130,7 +130,9 @@ async fn serve<St: Store>(store: St, label: String) -> Result<(), Box<dyn std::e
             .map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
         Err(_) => 3000,
     };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
     println!(
         "quickstart listening on http://{} (store: {label})",
         listener.local_addr()?
@@ -146,6 +148,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "tower_tagged_cache=warn".into()),
         )
+        // Colours only on a terminal, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     match std::env::var("REDIS_URL") {
         Ok(url) if !url.is_empty() => {

@@ -33,7 +33,7 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use tower_tagged_cache::{
-    CacheRule, ConfigError, MemoryStore, RedisStore, Store, TaggedCacheLayer,
+    CacheRule, ConfigError, Invalidator, MemoryStore, RedisStore, Store, TaggedCacheLayer,
     layer::{OriginUnreachable, remove_hop_by_hop},
 };
 
@@ -148,7 +148,9 @@ async fn serve<St: Store>(
     args: Args,
     label: String,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     println!(
         "reverse_proxy listening on http://{} for {} (store: {label})",
         listener.local_addr()?,
@@ -166,6 +168,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "tower_tagged_cache=warn".into()),
         )
+        // Colours only on a terminal, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let args = Args::parse();
     if args.upstream.scheme_str() != Some("http") || args.upstream.authority().is_none() {
@@ -180,6 +184,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let store = RedisStore::builder(url.as_str())
                 .connect_lazy()
                 .map_err(|e| format!("bad Redis URL {url}: {e}"))?;
+            // The proxy starts with Redis down (and caches once it is back),
+            // but says so now rather than at the first request.
+            if let Err(e) = Invalidator::new(store.clone()).epoch().await {
+                eprintln!(
+                    "warning: Redis at {url} is not reachable ({e}); proxying uncached until it is"
+                );
+            }
             serve(store, args, format!("redis at {url}")).await
         }
         None => serve(MemoryStore::new(), args, "memory".to_owned()).await,
