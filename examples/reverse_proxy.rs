@@ -55,6 +55,11 @@ struct Args {
     /// The longest any response is kept, in seconds.
     #[arg(long, default_value_t = 86_400)]
     max_ttl: u64,
+    /// Store responses that state no freshness (no `s-maxage`, `max-age`
+    /// or `Expires`) for this many seconds. Off by default: RFC 9111
+    /// heuristics are not used, and such responses are not stored.
+    #[arg(long)]
+    default_ttl: Option<u64>,
 }
 
 /// Forwards requests to the upstream with hyper's client.
@@ -128,19 +133,42 @@ fn bad_gateway(msg: String) -> Response<Body> {
 }
 
 /// The proxy: every path cached in the response-driven mode, kept at most
-/// `max_ttl`.
+/// `max_ttl`. With `default_ttl`, responses that state no freshness are
+/// fresh that long.
 pub fn proxy<St: Store>(
     store: St,
     upstream: Uri,
     max_ttl: Duration,
+    default_ttl: Option<Duration>,
 ) -> Result<Router, ConfigError> {
-    let rule = |pattern: &str| CacheRule::get(pattern).response_driven().ttl(max_ttl);
+    let rule = |pattern: &str| {
+        let rule = CacheRule::get(pattern).response_driven().ttl(max_ttl);
+        match default_ttl {
+            Some(ttl) => rule.default_freshness(ttl),
+            None => rule,
+        }
+    };
     let cache = TaggedCacheLayer::new(store)
         .rule(rule("/"))?
         .rule(rule("/{*path}"))?;
     Ok(Router::new()
         .fallback_service(Forward::new(upstream))
         .layer(cache))
+}
+
+/// How the proxy decides freshness, said once at start-up: an origin that
+/// sends no freshness is otherwise cached not at all, and silently.
+pub fn freshness_policy(max_ttl: u64, default_ttl: Option<u64>) -> String {
+    let without = match default_ttl {
+        Some(s) => format!("responses without them are fresh for {s} s (--default-ttl)"),
+        None => "responses without them are not stored (cache-status detail=no-freshness; \
+                 --default-ttl SECONDS stores them)"
+            .to_owned(),
+    };
+    format!(
+        "freshness: from the origin's Cache-Control s-maxage or max-age, then Expires; \
+         {without}; nothing is kept longer than {max_ttl} s (--max-ttl)"
+    )
 }
 
 async fn serve<St: Store>(
@@ -156,7 +184,14 @@ async fn serve<St: Store>(
         listener.local_addr()?,
         args.upstream
     );
-    let app = proxy(store, args.upstream, Duration::from_secs(args.max_ttl))?;
+    let default_ttl = args.default_ttl.map(Duration::from_secs);
+    println!("{}", freshness_policy(args.max_ttl, args.default_ttl));
+    let app = proxy(
+        store,
+        args.upstream,
+        Duration::from_secs(args.max_ttl),
+        default_ttl,
+    )?;
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -51,6 +51,7 @@ pub struct CacheRule {
     max_body_size: Option<usize>,
     ignore_query: bool,
     response_driven: bool,
+    default_freshness: Option<Duration>,
     lease: Option<Duration>,
 }
 
@@ -69,6 +70,7 @@ impl CacheRule {
             max_body_size: None,
             ignore_query: false,
             response_driven: false,
+            default_freshness: None,
             lease: None,
         }
     }
@@ -146,6 +148,19 @@ impl CacheRule {
     pub fn response_driven(mut self) -> Self {
         self.response_driven = true;
         self.statuses = Statuses::AnyFinal;
+        self
+    }
+
+    /// For a [`response_driven`](Self::response_driven) rule: how long a
+    /// response without explicit freshness (no `s-maxage`, `max-age` or
+    /// `Expires`) is fresh, instead of not being stored
+    /// (`detail=no-freshness`). Capped by the rule's [`ttl`](Self::ttl).
+    /// Responses that forbid storing (`no-store`, `private`, `no-cache`
+    /// without a validator) still are not stored. Off by default, as RFC
+    /// 9111's heuristic freshness would be; turn it on for origins you know
+    /// send none.
+    pub fn default_freshness(mut self, freshness: Duration) -> Self {
+        self.default_freshness = (!freshness.is_zero()).then_some(freshness);
         self
     }
 
@@ -236,6 +251,7 @@ impl CacheRule {
             params: self.route.canonical,
             request_params: self.route.request_params,
             response_driven: self.response_driven,
+            default_freshness: self.default_freshness,
             lease: self.lease,
         })
     }

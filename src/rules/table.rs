@@ -70,6 +70,8 @@ pub(crate) struct CompiledRule {
     /// Placeholders filled from the request rather than the path.
     pub(super) request_params: Vec<(String, VaryOn)>,
     pub(crate) response_driven: bool,
+    /// Freshness of a response that states none, on a response-driven rule.
+    pub(crate) default_freshness: Option<Duration>,
     /// How long a miss holds the fleet-wide lease, if the rule takes one.
     pub(crate) lease: Option<Duration>,
     pub(crate) allow_authorization: bool,

@@ -100,6 +100,7 @@ impl WriteRule {
             params: self.route.canonical,
             request_params: self.route.request_params,
             response_driven: false,
+            default_freshness: None,
             lease: None,
         })
     }

@@ -145,4 +145,48 @@ async fn freshness<St: Store>(store: St) {
     .await;
 }
 
-support::every_store!(freshness);
+/// With `--default-ttl`, a response that states no freshness is stored and
+/// served for that long; one that forbids storing still is not stored, and
+/// explicit freshness still wins.
+async fn default_ttl_for_origins_that_state_none<St: Store>(store: St) {
+    let mut p = Proxy::with_default_ttl(store, Some(Duration::from_secs(60))).await;
+    p.run(
+        "no explicit freshness, a default TTL",
+        &[get("/d/none", STORED, true), get("/d/none", HIT, false)],
+    )
+    .await;
+    p.run(
+        "no-store still wins",
+        &[
+            get(
+                "/d/no-store?h=cache-control:no-store",
+                "tower-tagged-cache; fwd=miss; detail=no-store",
+                true,
+            ),
+            get(
+                "/d/no-store?h=cache-control:no-store",
+                "tower-tagged-cache; fwd=miss; detail=no-store",
+                true,
+            ),
+        ],
+    )
+    .await;
+    let r = p.send("GET", "/d/none", &[], "").await;
+    assert_eq!(r.cache, HIT);
+    let age: u64 = r.headers["age"].to_str().unwrap().parse().unwrap();
+    assert!(age < 60, "age {age}");
+}
+
+#[test]
+fn the_proxy_says_how_it_decides_freshness() {
+    let off = crate::reverse_proxy::freshness_policy(86_400, None);
+    assert!(
+        off.contains("not stored") && off.contains("--default-ttl"),
+        "{off}"
+    );
+    assert!(off.contains("86400 s"), "{off}");
+    let on = crate::reverse_proxy::freshness_policy(3600, Some(30));
+    assert!(on.contains("fresh for 30 s"), "{on}");
+}
+
+support::every_store!(freshness, default_ttl_for_origins_that_state_none);

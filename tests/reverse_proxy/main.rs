@@ -80,12 +80,18 @@ struct Reply {
 
 impl<St: Store> Proxy<St> {
     async fn start(store: St) -> Self {
+        Self::with_default_ttl(store, None).await
+    }
+
+    /// With the proxy's `--default-ttl`.
+    async fn with_default_ttl(store: St, default_ttl: Option<Duration>) -> Self {
         let (origin, upstream) = Origin::start().await;
         let store = PausableStore::new(store);
         let app = reverse_proxy::proxy(
             store.clone(),
             upstream.parse().unwrap(),
             Duration::from_secs(3600),
+            default_ttl,
         )
         .unwrap();
         Self {

@@ -123,7 +123,12 @@ pub(crate) fn check_headers(
     let rule_ttl_ms = u64::try_from(rule.ttl.as_millis()).unwrap_or(u64::MAX);
     let freshness_ms = match explicit_ms {
         Some(ms) => ms.min(rule_ttl_ms),
-        None if rule.response_driven && !cc.no_cache => return Err(Reason::NoFreshness),
+        None if rule.response_driven && !cc.no_cache => match rule.default_freshness {
+            Some(d) => u64::try_from(d.as_millis())
+                .unwrap_or(u64::MAX)
+                .min(rule_ttl_ms),
+            None => return Err(Reason::NoFreshness),
+        },
         None => rule_ttl_ms,
     };
     let freshness_ms = if cc.no_cache { 0 } else { freshness_ms };
@@ -285,6 +290,32 @@ mod tests {
         let past = http_date(now - 100_000);
         let check = |h: &[(&str, &str)]| fresh_for(&r, h);
         assert_eq!(check(&[]), Err(Reason::NoFreshness), "no heuristics");
+        // Unless the rule gives a default: then that, capped by the TTL,
+        // and explicit freshness still wins.
+        let with_default = |d: u64| {
+            rule(
+                CacheRule::get("/")
+                    .response_driven()
+                    .ttl(Duration::from_secs(3600))
+                    .default_freshness(Duration::from_secs(d)),
+            )
+        };
+        assert_eq!(
+            fresh_for(&with_default(30), &[]),
+            Ok(Duration::from_secs(30))
+        );
+        assert_eq!(
+            fresh_for(&with_default(7200), &[]),
+            Ok(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            fresh_for(&with_default(30), &[("date", &date), ("expires", &in_100)]),
+            Ok(Duration::from_secs(100))
+        );
+        assert_eq!(
+            fresh_for(&with_default(30), &[("cache-control", "no-store")]),
+            Err(Reason::NoStore)
+        );
         assert_eq!(
             check(&[("date", &date), ("expires", &in_100)]),
             Ok(Duration::from_secs(100))
