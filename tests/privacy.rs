@@ -51,6 +51,7 @@ async fn no_page_crosses_users<St: Store>(store: St) {
         store.clone(),
         upstream.parse().unwrap(),
         Duration::from_secs(3600),
+        None,
     )
     .unwrap();
     let base = support::serve(app).await;
