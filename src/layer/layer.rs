@@ -2,10 +2,9 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
-use super::{TaggedCache, http::Reason};
+use super::TaggedCache;
 use crate::{
-    error::Error,
-    error::{ConfigError, ErrorKind},
+    error::ConfigError,
     flight::Flights,
     invalidate::Invalidator,
     invalidate::ModelRegistry,
@@ -194,14 +193,5 @@ impl<St: Store> Shared<St> {
     /// An invalidator on the layer's guarded store and model registry.
     pub(crate) fn invalidator(&self) -> Invalidator<St> {
         Invalidator::from_parts(self.store.clone(), self.models.clone())
-    }
-}
-
-/// Why a request bypasses the cache after a failed store call.
-pub(crate) fn store_reason(err: &Error) -> Reason {
-    match err.kind() {
-        ErrorKind::Unavailable => Reason::StoreUnavailable,
-        ErrorKind::Timeout => Reason::StoreTimeout,
-        _ => Reason::StoreError,
     }
 }

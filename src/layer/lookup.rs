@@ -11,7 +11,7 @@ use super::{
         Fwd, Reason, coalesced_status, hit_status, shareable_with_authorization,
         usable_without_origin, vary_matches,
     },
-    layer::{Shared, store_reason},
+    layer::Shared,
     lease::LeaseGuard,
     plan::CacheRequest,
 };
@@ -57,7 +57,7 @@ pub(crate) async fn lookup<St: Store>(
         .store
         .lookup(&plan.key)
         .await
-        .map_err(|err| store_reason(&err))?;
+        .map_err(|err| Reason::from_store_error(&err))?;
     let mut fwd = Fwd::Miss;
     let mut stale = None;
     if let Some(bytes) = lookup.entry {

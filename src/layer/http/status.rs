@@ -3,6 +3,8 @@
 
 use http::{HeaderName, HeaderValue};
 
+use crate::error::{Error, ErrorKind};
+
 /// The `Cache-Status` response header.
 pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
@@ -37,6 +39,17 @@ pub(crate) enum Reason {
     OnlyIfCached,
     Vary,
     TooLarge,
+}
+
+impl Reason {
+    /// Why a request bypasses the cache after a failed store call.
+    pub(crate) fn from_store_error(err: &Error) -> Self {
+        match err.kind() {
+            ErrorKind::Unavailable => Reason::StoreUnavailable,
+            ErrorKind::Timeout => Reason::StoreTimeout,
+            _ => Reason::StoreError,
+        }
+    }
 }
 
 macro_rules! status_values {
