@@ -55,9 +55,6 @@ use crate::{
 
 const FORMAT: u8 = 1;
 
-/// Default deadline of one store call: 1 s.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
-
 /// The cache handle for values, models and invalidation: cheap to clone,
 /// `Send + Sync`, no lock needed by callers. See the [module docs](self).
 pub struct TagCache<St = DefaultStore> {
@@ -89,14 +86,18 @@ impl<St: fmt::Debug> fmt::Debug for TagCache<St> {
 impl<St: Store> TagCache<St> {
     /// A handle over `store`.
     pub fn new(store: St) -> Self {
-        Self::with_timeout(store, DEFAULT_TIMEOUT)
+        Self::from_invalidator(Invalidator::new(store))
     }
 
     /// A handle whose store calls have the deadline `timeout`.
     pub fn with_timeout(store: St, timeout: Duration) -> Self {
+        Self::from_invalidator(Invalidator::new(store).timeout(timeout))
+    }
+
+    fn from_invalidator(invalidator: Invalidator<St>) -> Self {
         telemetry::describe();
         Self {
-            invalidator: Invalidator::new(store).timeout(timeout),
+            invalidator,
             flights: Arc::default(),
         }
     }
@@ -387,16 +388,17 @@ impl<St: Store> ValueKey<'_, St> {
             return Ok(value);
         }
         // One loader per entry key: the others wait for its encoded value.
-        // A loader that goes away without a value lets the next one lead.
+        // A loader that goes away without a value lets the next one lead; a
+        // value that does not decode (a type that does not round-trip) is
+        // loaded again here, uncoordinated, rather than waited on again.
         let leader = loop {
             match cache.flights.join(lookup.entry_key.as_str()) {
-                Role::Lead(leader) => break leader,
+                Role::Lead(leader) => break Some(leader),
                 Role::Follow(rx) => {
-                    if let Some(value) = flight::follow(rx, Duration::MAX)
-                        .await
-                        .as_deref()
-                        .and_then(decode)
-                    {
+                    if let Some(bytes) = flight::follow(rx, Duration::MAX).await {
+                        let Some(value) = decode(&bytes) else {
+                            break None;
+                        };
                         telemetry::value_lookup(ValueLookup::Coalesced);
                         return Ok(value);
                     }
@@ -416,7 +418,9 @@ impl<St: Store> ValueKey<'_, St> {
         let value = loader().await;
         match encode(&value) {
             Ok(bytes) => {
-                leader.publish(bytes.clone());
+                if let Some(leader) = &leader {
+                    leader.publish(bytes.clone());
+                }
                 if let Err(err) = cache.guarded().put(lookup.entry_key, bytes, ttl).await {
                     telemetry::value_not_stored(&err);
                 }

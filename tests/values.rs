@@ -16,6 +16,7 @@ use tower_tagged_cache::{
     ErrorKind, Store, TagCache,
     invalidate::WriteError,
     invalidate::{Event, Model, aggregate_tag, list_tag, model_tag},
+    testing::{Call, PausableStore},
     values::constant_tag,
 };
 
@@ -371,7 +372,46 @@ async fn bumps_only_after_the_write_succeeds<St: Store>(store: St) {
     );
 }
 
+/// A type whose encoding does not decode again (postcard is not
+/// self-describing: a skipped field shifts what follows).
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Lossy {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<u8>,
+    id: u8,
+}
+
+/// A caller that joins a load whose value does not decode loads the value
+/// itself instead of waiting on that load again (and again): here the first
+/// load's store write is held, and the second caller still gets to its own.
+async fn an_undecodable_value_is_loaded_again_not_waited_on<St: Store>(store: St) {
+    let store = PausableStore::new(store);
+    let gate = store.hold(Call::Put);
+    // A deadline longer than the test: the held write stays held.
+    let cache = TagCache::with_timeout(store.clone(), Duration::from_secs(60));
+    let loads = Arc::new(AtomicUsize::new(0));
+    let load = |cache: TagCache<PausableStore<St>>, loads: Arc<AtomicUsize>| async move {
+        cache
+            .get_or_set_with_tags("lossy", ["Lossy:1"], TTL, || async move {
+                loads.fetch_add(1, Ordering::SeqCst);
+                Lossy { note: None, id: 7 }
+            })
+            .await
+            .unwrap()
+    };
+    let first = tokio::spawn(load(cache.clone(), loads.clone()));
+    gate.until_arrived(1).await;
+    let second = tokio::spawn(load(cache.clone(), loads.clone()));
+    gate.until_arrived(2).await;
+    assert_eq!(loads.load(Ordering::SeqCst), 2);
+    gate.open();
+    for task in [first, second] {
+        assert_eq!(task.await.unwrap(), Lossy { note: None, id: 7 });
+    }
+}
+
 support::every_store!(
+    an_undecodable_value_is_loaded_again_not_waited_on,
     get_set_delete_and_tags,
     groups_versions_vary_and_constants_namespace,
     get_or_set_loads_once,
