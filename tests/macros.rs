@@ -247,9 +247,3 @@ fn the_future_is_send() {
     is_send(&profile(1, "en".into()));
     is_send(&parsed("x", 1, "1"));
 }
-
-#[test]
-fn compile_errors() {
-    let t = trybuild::TestCases::new();
-    t.compile_fail("tests/ui/*.rs");
-}

@@ -5,10 +5,11 @@
 //! Seed: author 1 has posts 1, 4, 7, 10; author 2 has posts 2, 5, 8; post `p`
 //! has `p % 3` comments.
 
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 #[allow(unreachable_pub)]
-#[path = "../examples/blog.rs"]
+#[path = "../blog.rs"]
 mod blog;
 
 use std::collections::HashMap;
