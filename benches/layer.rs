@@ -296,7 +296,7 @@ fn rule_matching(c: &mut Criterion) {
     g.finish();
 }
 
-async fn start_quickstart<St: Store>(store: St) -> (String, Invalidator<St>) {
+async fn start_quickstart<St: Store>(store: St) -> (String, Invalidator) {
     let invalidator = Invalidator::new(store.clone());
     let app = quickstart::app(store, quickstart::Db::seeded()).unwrap();
     (support::serve(app).await, invalidator)

@@ -27,7 +27,7 @@ use http::Request;
 use tower_tagged_cache::{
     CacheRule, ConfigError, Error, MemoryStore, Store, TaggedCacheLayer, WriteRule,
     key::{FragmentedKey, Tag, Version},
-    store::{EntryKey, Lease, Lookup},
+    store::{EntryKey, Lease, Lookup, StoreStats},
     testing::{
         StalenessCheck, StalenessReport,
         conformance::{self, Subject},
@@ -148,6 +148,12 @@ impl<S: Store> Store for CountingStore<S> {
     async fn release_lease(&self, lease: Lease) -> Result<(), Error> {
         one(&self.counts.releases);
         self.inner.release_lease(lease).await
+    }
+
+    // What the store tells about itself (the admin service's `/stats`):
+    // the inner store's figures.
+    async fn stats(&self) -> Result<StoreStats, Error> {
+        self.inner.stats().await
     }
 }
 

@@ -7,6 +7,7 @@
 //! cargo run --example quickstart                                        # memory store
 //! REDIS_URL=redis://127.0.0.1:6379/ cargo run --example quickstart      # Redis store
 //! PORT=8080 cargo run --example quickstart                              # another port
+//! ADMIN_PORT=3100 cargo run --example quickstart                        # and the admin service
 //! ```
 //!
 //! Then
@@ -17,10 +18,20 @@
 //! curl -X PUT -H 'content-type: application/json' -d '{"name":"Ada"}' localhost:3000/users/1
 //! curl -i localhost:3000/users/1          # a miss, with the new name
 //! ```
+//!
+//! With `ADMIN_PORT` set, the cache's admin service listens on
+//! `127.0.0.1:ADMIN_PORT` (loopback only: it is not for the public), and
+//! the `tagcache` tool reads it:
+//!
+//! ```text
+//! cargo run --features cli --bin tagcache -- explain --admin http://127.0.0.1:3100 GET /users/1
+//! cargo run --features cli --bin tagcache -- stats --admin http://127.0.0.1:3100
+//! ```
 #![allow(dead_code)]
 
 use std::{
     collections::HashMap,
+    net::SocketAddr,
     sync::{Arc, RwLock},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -28,7 +39,7 @@ use std::{
 use axum::{
     Json, Router,
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -56,7 +67,13 @@ impl Db {
 /// The app: `GET /users/{id}` cached under `User:{id}` for 60 s, and
 /// `PUT /users/{id}` invalidating that tag once the update succeeded.
 pub fn app<St: Store>(store: St, db: Db) -> Result<Router, ConfigError> {
-    let cache = TaggedCacheLayer::new(store)
+    Ok(router(cache(store)?, db))
+}
+
+/// The cache layer of the app, with its rules: keep a clone to make its
+/// admin service ([`admin_app`]).
+pub fn cache<St: Store>(store: St) -> Result<TaggedCacheLayer<St>, ConfigError> {
+    TaggedCacheLayer::new(store)
         .store_timeout(STORE_TIMEOUT)
         .rule(
             CacheRule::get("/users/{id}")
@@ -69,11 +86,23 @@ pub fn app<St: Store>(store: St, db: Db) -> Result<Router, ConfigError> {
             WriteRule::put("/users/{id}")
                 .parse_param::<u64>("id")
                 .invalidates(["User:{id}"]),
-        )?;
-    Ok(Router::new()
+        )
+}
+
+/// The app's routes behind `cache`.
+pub fn router<St: Store>(cache: TaggedCacheLayer<St>, db: Db) -> Router {
+    Router::new()
         .route("/users/{id}", get(show_user).put(update_user))
         .with_state(db)
-        .layer(cache))
+        .layer(cache)
+}
+
+/// The cache's admin service (`/explain`, `/stats`) as an app of its own,
+/// for a private listener. A path it explains is taken as a request to the
+/// app at `app_addr` (the host is part of every key).
+pub fn admin_app<St: Store>(cache: &TaggedCacheLayer<St>, app_addr: SocketAddr) -> Router {
+    let host = HeaderValue::try_from(app_addr.to_string()).expect("an address is a valid Host");
+    Router::new().fallback_service(cache.admin().default_host(host))
 }
 
 async fn show_user(State(db): State<Db>, Path(id): Path<u64>) -> Response {
@@ -123,21 +152,43 @@ fn now() -> String {
     format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
 }
 
-async fn serve<St: Store>(store: St, label: String) -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = match std::env::var("PORT") {
-        Ok(p) => p
+/// The port in `var`, if set (and not empty).
+fn port(var: &str) -> Result<Option<u16>, String> {
+    match std::env::var(var) {
+        Ok(p) if !p.is_empty() => p
             .parse()
-            .map_err(|_| format!("PORT must be a port number, got {p:?}"))?,
-        Err(_) => 3000,
-    };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .map(Some)
+            .map_err(|_| format!("{var} must be a port number, got {p:?}")),
+        _ => Ok(None),
+    }
+}
+
+async fn bind(port: u16) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
-        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
-    println!(
-        "quickstart listening on http://{} (store: {label})",
-        listener.local_addr()?
-    );
-    axum::serve(listener, app(store, Db::seeded())?).await?;
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))
+}
+
+async fn serve<St: Store>(store: St, label: String) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = bind(port("PORT")?.unwrap_or(3000)).await?;
+    let admin = match port("ADMIN_PORT")? {
+        Some(port) => Some(bind(port).await?),
+        None => None,
+    };
+    let addr = listener.local_addr()?;
+    // This first line is what scripts wait for: keep it first and as it is.
+    println!("quickstart listening on http://{addr} (store: {label})");
+    let cache = cache(store)?;
+    if let Some(admin) = admin {
+        println!("admin listening on http://{}", admin.local_addr()?);
+        let app = admin_app(&cache, addr);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(admin, app).await {
+                eprintln!("admin service stopped: {e}");
+            }
+        });
+    }
+    axum::serve(listener, router(cache, Db::seeded())).await?;
     Ok(())
 }
 

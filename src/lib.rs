@@ -91,7 +91,9 @@
 //!   tags and hooks, and [`Invalidator::after_commit`] bumps them once the
 //!   write committed, see the [write paths guide](guide::write_paths);
 //! - `#[tagged_cache(...)]` (feature `macros`) caches an async function;
-//! - the `tagcache` binary (feature `cli`) reads and bumps versions in Redis.
+//! - the `tagcache` binary (feature `cli`) reads and bumps versions in Redis,
+//!   and asks a layer's [admin service](admin) which rule, tags, versions
+//!   and key a request gets, and for its counters.
 //!
 //! Coming from Django? See [`guide::migrating_from_django`].
 //!
@@ -131,6 +133,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod admin;
 mod clock;
 mod error;
 mod flight;
@@ -165,7 +168,7 @@ pub use self::{
     invalidate::Invalidator,
     key::{FragmentedKey, Tag, TagTemplate, VaryOn, Version},
     layer::{CACHE_STATUS, TaggedCache, TaggedCacheLayer},
-    rules::{CacheRule, WriteRule},
+    rules::{CacheRule, Rule, WriteRule},
     store::Store,
     values::TagCache,
 };

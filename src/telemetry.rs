@@ -1,11 +1,12 @@
-//! Metrics and tracing: the one module that talks to the `metrics` and
-//! `tracing` crates.
+//! Metrics, tracing and the layer's own counters: the one module that talks
+//! to the `metrics` and `tracing` crates.
 //!
 //! The rest of the crate calls the plain functions below at the point where
-//! a decision is made; each records its metric (feature `metrics`) and its
-//! event (feature `tracing`), and compiles to nothing when the features are
-//! off. The metrics and events are listed in the
-//! [`layer` module docs](crate::layer#metrics).
+//! a decision is made; each adds to the rule's in-process counters (read by
+//! the [admin service](crate::admin)'s `/stats`), records its metric
+//! (feature `metrics`) and its event (feature `tracing`); the last two
+//! compile to nothing when the features are off. The metrics and events are
+//! listed in the [`layer` module docs](crate::layer#metrics).
 #![cfg_attr(
     not(all(feature = "metrics", feature = "tracing")),
     allow(unused_variables)
@@ -13,44 +14,203 @@
 
 use std::{
     future::Future,
-    sync::{Arc, LazyLock},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
-use crate::{error::Error, key::Tag};
+use crate::{error::Error, key::Tag, layer::Reason};
 
 /// A rule as telemetry sees it: its name (the span field and the `rule`
-/// label) and, with `metrics`, the keys of its per-request metrics, built
-/// once, so that counting a hit allocates nothing. Cheap to clone.
+/// label), its in-process counters and, with `metrics`, the keys of its
+/// per-request metrics, built once, so that counting a hit allocates
+/// nothing. Cheap to clone; clones share the counters.
 #[derive(Clone, Debug)]
-pub(crate) struct RuleTelemetry(
-    #[cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
-    Arc<RuleInner>,
-);
+pub(crate) struct RuleTelemetry(Arc<RuleInner>);
 
 #[derive(Debug)]
 struct RuleInner {
-    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     name: Arc<str>,
+    counts: Counts,
     #[cfg(feature = "metrics")]
     keys: RuleKeys,
 }
 
-/// The telemetry of requests no rule matched (`rule=""`).
-pub(crate) static NO_RULE: LazyLock<RuleTelemetry> = LazyLock::new(|| RuleTelemetry::new(""));
-
 impl RuleTelemetry {
+    /// The telemetry of a rule named `name`; the empty name stands for
+    /// requests no rule matched (`rule=""`).
     pub(crate) fn new(name: &str) -> Self {
         let name: Arc<str> = Arc::from(name);
         Self(Arc::new(RuleInner {
             #[cfg(feature = "metrics")]
             keys: RuleKeys::new(&name),
+            counts: Counts::default(),
             name,
         }))
     }
 
-    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn name(&self) -> &str {
         &self.0.name
+    }
+
+    /// What the rule's counters say now.
+    pub(crate) fn counts(&self) -> CountsSnapshot {
+        self.0.counts.snapshot()
+    }
+}
+
+// ---- in-process counters ------------------------------------------------------
+
+/// The outcome of one request through the layer (exactly one per request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Hit,
+    Coalesced,
+    Stale,
+    Revalidated,
+    Miss,
+    Bypass,
+    Invalidated,
+}
+
+impl Outcome {
+    /// How many outcomes there are (`Invalidated` is the last).
+    const COUNT: usize = Outcome::Invalidated as usize + 1;
+}
+
+/// One rule's requests by outcome, and why they bypassed or were not
+/// stored. Requests only ever add, with relaxed atomic adds (a hit pays one
+/// add and no allocation); the admin service reads and sums them.
+#[derive(Debug)]
+struct Counts {
+    outcomes: [AtomicU64; Outcome::COUNT],
+    stored: AtomicU64,
+    not_stored: AtomicU64,
+    joins: AtomicU64,
+    bypass_by: [AtomicU64; Reason::COUNT],
+    not_stored_by: [AtomicU64; Reason::COUNT],
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Self {
+            outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
+            stored: AtomicU64::new(0),
+            not_stored: AtomicU64::new(0),
+            joins: AtomicU64::new(0),
+            bypass_by: std::array::from_fn(|_| AtomicU64::new(0)),
+            not_stored_by: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+#[inline]
+fn add(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl Counts {
+    #[inline]
+    fn outcome(&self, outcome: Outcome) {
+        add(&self.outcomes[outcome as usize]);
+    }
+
+    fn snapshot(&self) -> CountsSnapshot {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let by = |counters: &[AtomicU64; Reason::COUNT]| {
+            let mut by = [0; Reason::COUNT];
+            for (n, c) in by.iter_mut().zip(counters) {
+                *n = load(c);
+            }
+            by
+        };
+        let o = |outcome: Outcome| load(&self.outcomes[outcome as usize]);
+        CountsSnapshot {
+            hits: o(Outcome::Hit),
+            coalesced: o(Outcome::Coalesced),
+            stale: o(Outcome::Stale),
+            revalidated: o(Outcome::Revalidated),
+            misses: o(Outcome::Miss),
+            bypasses: o(Outcome::Bypass),
+            invalidated: o(Outcome::Invalidated),
+            stored: load(&self.stored),
+            not_stored: load(&self.not_stored),
+            joins: load(&self.joins),
+            bypass_by: by(&self.bypass_by),
+            not_stored_by: by(&self.not_stored_by),
+        }
+    }
+}
+
+/// The counters of one rule (or the sum of several) at one moment. Each
+/// counter is read on its own, so a snapshot taken under load may be off
+/// by the requests in flight.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CountsSnapshot {
+    /// Served from a stored response.
+    pub(crate) hits: u64,
+    /// Served from the response of a concurrent miss (single-flight).
+    pub(crate) coalesced: u64,
+    /// A stale stored response served because the origin failed.
+    pub(crate) stale: u64,
+    /// A stale stored response the origin confirmed with `304`.
+    pub(crate) revalidated: u64,
+    /// Computed by the inner service after a lookup (stored or not).
+    pub(crate) misses: u64,
+    /// Did not use the cache (see `bypass_by`).
+    pub(crate) bypasses: u64,
+    /// Writes that bumped their tags.
+    pub(crate) invalidated: u64,
+    /// Responses written to the store.
+    pub(crate) stored: u64,
+    /// Responses computed on a miss and not stored (see `not_stored_by`).
+    pub(crate) not_stored: u64,
+    /// Misses that waited for a concurrent miss on the same key.
+    pub(crate) joins: u64,
+    /// Bypasses by [`Reason`], indexed by `reason as usize`.
+    pub(crate) bypass_by: [u64; Reason::COUNT],
+    /// Responses not stored by [`Reason`].
+    pub(crate) not_stored_by: [u64; Reason::COUNT],
+}
+
+impl CountsSnapshot {
+    /// Requests counted: one outcome each.
+    pub(crate) fn requests(&self) -> u64 {
+        self.lookups() + self.bypasses + self.invalidated
+    }
+
+    /// Requests a cache rule looked up: hits, coalesced, stale, revalidated
+    /// and misses.
+    pub(crate) fn lookups(&self) -> u64 {
+        self.hits + self.coalesced + self.stale + self.revalidated + self.misses
+    }
+
+    /// The share of looked-up requests answered without calling the inner
+    /// service (hits and coalesced); `None` before the first lookup.
+    pub(crate) fn hit_ratio(&self) -> Option<f64> {
+        let lookups = self.lookups();
+        (lookups > 0).then(|| (self.hits + self.coalesced) as f64 / lookups as f64)
+    }
+
+    /// Adds another snapshot to this one.
+    pub(crate) fn add(&mut self, other: &CountsSnapshot) {
+        self.hits += other.hits;
+        self.coalesced += other.coalesced;
+        self.stale += other.stale;
+        self.revalidated += other.revalidated;
+        self.misses += other.misses;
+        self.bypasses += other.bypasses;
+        self.invalidated += other.invalidated;
+        self.stored += other.stored;
+        self.not_stored += other.not_stored;
+        self.joins += other.joins;
+        for (a, b) in self.bypass_by.iter_mut().zip(&other.bypass_by) {
+            *a += b;
+        }
+        for (a, b) in self.not_stored_by.iter_mut().zip(&other.not_stored_by) {
+            *a += b;
+        }
     }
 }
 
@@ -69,6 +229,8 @@ pub(crate) enum Op {
     AcquireLease,
     /// Giving one back.
     ReleaseLease,
+    /// What the store tells about itself (the admin service's `/stats`).
+    Stats,
 }
 
 // ---- metric names and keys (feature `metrics`) ------------------------------
@@ -176,6 +338,7 @@ impl Op {
             Op::Versions => "versions",
             Op::AcquireLease => "acquire_lease",
             Op::ReleaseLease => "release_lease",
+            Op::Stats => "stats",
         }
     }
 
@@ -191,6 +354,7 @@ impl Op {
             Op::Versions => static_key!(D, "op" => "versions"),
             Op::AcquireLease => static_key!(D, "op" => "acquire_lease"),
             Op::ReleaseLease => static_key!(D, "op" => "release_lease"),
+            Op::Stats => static_key!(D, "op" => "stats"),
         }
     }
 }
@@ -263,6 +427,7 @@ pub(crate) fn describe() {
 /// Served from a stored response.
 #[inline]
 pub(crate) fn hit(rule: &RuleTelemetry) {
+    rule.0.counts.outcome(Outcome::Hit);
     #[cfg(feature = "metrics")]
     increment(&rule.0.keys.hit, 1);
     #[cfg(feature = "tracing")]
@@ -271,6 +436,7 @@ pub(crate) fn hit(rule: &RuleTelemetry) {
 
 /// Served from the response of a concurrent miss (single-flight).
 pub(crate) fn coalesced(rule: &RuleTelemetry) {
+    rule.0.counts.outcome(Outcome::Coalesced);
     #[cfg(feature = "metrics")]
     increment(&rule.0.keys.coalesced, 1);
     #[cfg(feature = "tracing")]
@@ -279,12 +445,14 @@ pub(crate) fn coalesced(rule: &RuleTelemetry) {
 
 /// A miss joined a concurrent miss on the same key, to wait for it.
 pub(crate) fn single_flight_join(rule: &RuleTelemetry) {
+    add(&rule.0.counts.joins);
     #[cfg(feature = "metrics")]
     increment(&rule.0.keys.joins, 1);
 }
 
 /// A stale stored response served because the origin failed.
 pub(crate) fn served_stale(rule: &RuleTelemetry) {
+    rule.0.counts.outcome(Outcome::Stale);
     #[cfg(feature = "metrics")]
     increment(&rule.0.keys.stale, 1);
     #[cfg(feature = "tracing")]
@@ -293,26 +461,33 @@ pub(crate) fn served_stale(rule: &RuleTelemetry) {
 
 /// A stale stored response the origin confirmed with `304`.
 pub(crate) fn revalidated(rule: &RuleTelemetry) {
+    rule.0.counts.outcome(Outcome::Revalidated);
     #[cfg(feature = "metrics")]
     increment(&rule.0.keys.revalidated, 1);
 }
 
 /// The inner service computed the response (stored or not).
 pub(crate) fn miss(rule: &RuleTelemetry) {
+    rule.0.counts.outcome(Outcome::Miss);
     #[cfg(feature = "metrics")]
     increment(&rule.0.keys.miss, 1);
 }
 
 /// A write succeeded and its tags were bumped.
 pub(crate) fn invalidated(rule: &RuleTelemetry) {
+    rule.0.counts.outcome(Outcome::Invalidated);
     #[cfg(feature = "metrics")]
     increment(&rule.0.keys.invalidated, 1);
     #[cfg(feature = "tracing")]
     tracing::debug!(detail = "invalidated", "write invalidated its tags");
 }
 
-/// The request did not use the cache; `detail` is the `cache-status` token.
-pub(crate) fn bypass(rule: &RuleTelemetry, detail: &'static str) {
+/// The request did not use the cache, for `reason` (the `cache-status`
+/// detail).
+pub(crate) fn bypass(rule: &RuleTelemetry, reason: Reason) {
+    rule.0.counts.outcome(Outcome::Bypass);
+    add(&rule.0.counts.bypass_by[reason as usize]);
+    let detail = reason.as_str();
     #[cfg(feature = "metrics")]
     {
         increment(&rule.0.keys.bypass, 1);
@@ -322,10 +497,13 @@ pub(crate) fn bypass(rule: &RuleTelemetry, detail: &'static str) {
     tracing::debug!(detail, "cache bypass");
 }
 
-/// A response computed on a miss is not stored; `detail` is the
-/// `cache-status` token, or `incomplete` for a body that failed, was cut
-/// short or was dropped.
-pub(crate) fn not_stored(rule: &RuleTelemetry, detail: &'static str) {
+/// A response computed on a miss is not stored, for `reason` (the
+/// `cache-status` detail, or `incomplete` for a body that failed, was cut
+/// short or was dropped).
+pub(crate) fn not_stored(rule: &RuleTelemetry, reason: Reason) {
+    add(&rule.0.counts.not_stored);
+    add(&rule.0.counts.not_stored_by[reason as usize]);
+    let detail = reason.as_str();
     #[cfg(feature = "metrics")]
     increment(&rule.0.keys.with_reason(names::NOT_STORED, detail), 1);
     #[cfg(feature = "tracing")]
@@ -337,18 +515,18 @@ pub(crate) fn not_stored(rule: &RuleTelemetry, detail: &'static str) {
 /// away (`incomplete` unless told otherwise).
 pub(crate) struct Unstored {
     rule: RuleTelemetry,
-    reason: Option<&'static str>,
+    reason: Option<Reason>,
 }
 
 impl Unstored {
     pub(crate) fn new(rule: RuleTelemetry) -> Self {
         Self {
             rule,
-            reason: Some("incomplete"),
+            reason: Some(Reason::Incomplete),
         }
     }
 
-    pub(crate) fn because(&mut self, reason: &'static str) {
+    pub(crate) fn because(&mut self, reason: Reason) {
         self.reason = Some(reason);
     }
 
@@ -378,6 +556,7 @@ pub(crate) fn length_mismatch(expected: Option<u64>, got: u64) {
 
 /// A response was written to the store.
 pub(crate) fn stored(rule: &RuleTelemetry) {
+    add(&rule.0.counts.stored);
     #[cfg(feature = "metrics")]
     increment(&rule.0.keys.stored, 1);
     #[cfg(feature = "tracing")]
@@ -388,6 +567,26 @@ pub(crate) fn stored(rule: &RuleTelemetry) {
 pub(crate) fn unreadable_entry(key: &str) {
     #[cfg(feature = "tracing")]
     tracing::warn!(key, "unreadable cache entry; recomputing");
+}
+
+/// A rule of the layer matches none of the routes the app declared.
+pub(crate) fn unmatched_rule(rule: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        rule,
+        "cache rule matches no route of the app; requests will never use it"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = rule;
+}
+
+/// Rules attached to an axum route do not fit its pattern.
+#[cfg(feature = "axum")]
+pub(crate) fn rules_do_not_fit(route: &str, err: &crate::ConfigError) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(route, error = %err, "cache rules attached to this route do not fit it; its requests pass through uncached (detail=bad-rule)");
+    #[cfg(not(feature = "tracing"))]
+    let _ = (route, err);
 }
 
 /// Bumping the tags of a successful write failed.

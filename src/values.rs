@@ -46,8 +46,7 @@ use crate::{
     error::Error,
     error::ErrorKind,
     flight::{self, Flights, Role},
-    invalidate::Invalidator,
-    invalidate::ModelRegistry,
+    invalidate::{DEFAULT_TIMEOUT, Invalidator, ModelRegistry},
     key::{FragmentedKey, IntoTag, Tag},
     store::{DefaultStore, Guarded, Store},
     telemetry::{self, ValueLookup},
@@ -58,9 +57,11 @@ const FORMAT: u8 = 1;
 /// The cache handle for values, models and invalidation: cheap to clone,
 /// `Send + Sync`, no lock needed by callers. See the [module docs](self).
 pub struct TagCache<St = DefaultStore> {
-    /// Its writes and model registry; values are read and stored through the
-    /// same guarded store.
-    invalidator: Invalidator<St>,
+    /// Every store call of this handle (values and writes alike) goes
+    /// through this one deadline and circuit breaker.
+    store: Guarded<St>,
+    /// Its writes and model registry, on the same guarded store.
+    invalidator: Invalidator,
     /// The values being loaded, by entry key, so concurrent misses load
     /// once: the loader's encoded value is handed to the others.
     flights: Arc<Flights<Bytes>>,
@@ -69,6 +70,7 @@ pub struct TagCache<St = DefaultStore> {
 impl<St: Clone> Clone for TagCache<St> {
     fn clone(&self) -> Self {
         Self {
+            store: self.store.clone(),
             invalidator: self.invalidator.clone(),
             flights: self.flights.clone(),
         }
@@ -78,7 +80,7 @@ impl<St: Clone> Clone for TagCache<St> {
 impl<St: fmt::Debug> fmt::Debug for TagCache<St> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TagCache")
-            .field("invalidator", &self.invalidator)
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }
@@ -86,37 +88,35 @@ impl<St: fmt::Debug> fmt::Debug for TagCache<St> {
 impl<St: Store> TagCache<St> {
     /// A handle over `store`.
     pub fn new(store: St) -> Self {
-        Self::from_invalidator(Invalidator::new(store))
+        Self::with_timeout(store, DEFAULT_TIMEOUT)
     }
 
     /// A handle whose store calls have the deadline `timeout`.
     pub fn with_timeout(store: St, timeout: Duration) -> Self {
-        Self::from_invalidator(Invalidator::new(store).timeout(timeout))
-    }
-
-    fn from_invalidator(invalidator: Invalidator<St>) -> Self {
         telemetry::describe();
+        let store = Guarded::new(store, timeout);
         Self {
-            invalidator,
+            invalidator: Invalidator::from_parts(store.clone(), Arc::default()),
+            store,
             flights: Arc::default(),
         }
     }
 
     /// The store.
     pub fn store(&self) -> &St {
-        self.invalidator.store()
+        self.store.store()
     }
 
-    /// Every store call of this handle goes through the invalidator's
-    /// guarded store (one deadline, one circuit breaker).
+    /// Every store call of this handle goes through this guarded store (one
+    /// deadline, one circuit breaker, shared with its invalidator).
     fn guarded(&self) -> &Guarded<St> {
-        self.invalidator.guarded()
+        &self.store
     }
 
     /// The handle's write API: bumps tags and reports model events, on the
     /// same store, deadline, circuit breaker and model registry. Cheap: a
     /// clone of shared handles.
-    pub fn invalidator(&self) -> Invalidator<St> {
+    pub fn invalidator(&self) -> Invalidator {
         self.invalidator.clone()
     }
 

@@ -25,7 +25,7 @@ type Svc = BoxCloneService<Request<Full<Bytes>>, Response<ResponseBody<Full<Byte
 struct App {
     svc: Svc,
     store: PausableStore<MemoryStore>,
-    invalidator: Invalidator<PausableStore<MemoryStore>>,
+    invalidator: Invalidator,
     calls: Arc<AtomicUsize>,
     stored: usize,
 }

@@ -13,6 +13,7 @@
 //! after the handler answered 2xx; in a handler, call
 //! [`Invalidator::invalidate`] after the transaction committed.
 
+mod erased;
 mod registry;
 
 use std::{fmt, future::Future, sync::Arc, time::Duration};
@@ -22,20 +23,29 @@ pub use self::registry::{
     Event, Model, ModelRegistry, Registration, aggregate_tag, list_tag, model_tag,
 };
 
+use self::erased::WriteStore;
 use crate::{
     error::Error,
     key::{IntoTag, Tag, Version},
-    store::{DefaultStore, Guarded, Store},
+    store::{Guarded, Store},
 };
 
-/// Default deadline of an invalidation: 1 s.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default deadline of an invalidation (and of a [`TagCache`](crate::TagCache)
+/// call): 1 s.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A cheap-`Clone` handle that bumps tags; `Send + Sync`, no lock needed.
 ///
-/// Get one from [`TaggedCacheLayer::invalidator`](crate::TaggedCacheLayer::invalidator),
-/// build one over a store, or take it from the request extensions in a
-/// handler behind the layer.
+/// Get one from [`TaggedCacheLayer::invalidator`](crate::TaggedCacheLayer::invalidator)
+/// or [`TagCache::invalidator`](crate::TagCache::invalidator), build one over
+/// a store with [`new`](Self::new), or take it from the request extensions in
+/// a handler behind the layer.
+///
+/// There is one `Invalidator` type whatever the store: the store's type is
+/// erased when the handle is made. A handler behind a layer on any store
+/// extracts `axum::Extension<Invalidator>` and finds the layer's handle;
+/// there is no store type to get wrong, so no request fails at run time for
+/// naming the wrong one.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -55,36 +65,28 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// layer's when it comes from the layer: while the breaker is open, a bump
 /// fails at once with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable)
 /// instead of waiting on a store that is down.
-pub struct Invalidator<St = DefaultStore> {
-    store: Guarded<St>,
+#[derive(Clone)]
+pub struct Invalidator {
+    /// The guarded store every call goes through, its type erased.
+    store: Arc<dyn WriteStore>,
     models: Arc<ModelRegistry>,
 }
 
-impl<St: Clone> Clone for Invalidator<St> {
-    fn clone(&self) -> Self {
-        Self {
-            store: self.store.clone(),
-            models: self.models.clone(),
-        }
-    }
-}
-
-impl<St: Store> Invalidator<St> {
+impl Invalidator {
     /// A handle over `store`, with a circuit breaker and a model registry of
     /// its own (shared by its clones).
-    pub fn new(store: St) -> Self {
+    pub fn new<St: Store>(store: St) -> Self {
         Self::from_parts(Guarded::new(store, DEFAULT_TIMEOUT), Arc::default())
     }
 
-    /// A handle on a guarded store and a model registry that others share
-    /// (the layer's).
-    pub(crate) fn from_parts(store: Guarded<St>, models: Arc<ModelRegistry>) -> Self {
-        Self { store, models }
-    }
-
-    /// The guarded store every call goes through.
-    pub(crate) fn guarded(&self) -> &Guarded<St> {
-        &self.store
+    /// A handle on a guarded store (its deadline, and a breaker its clones
+    /// share) and a model registry that others share (the layer's, the
+    /// value cache's).
+    pub(crate) fn from_parts<St: Store>(store: Guarded<St>, models: Arc<ModelRegistry>) -> Self {
+        Self {
+            store: Arc::new(store),
+            models,
+        }
     }
 
     /// The model registry: register model types, then report their
@@ -176,9 +178,18 @@ impl<St: Store> Invalidator<St> {
         Ok(value)
     }
 
-    /// The store.
-    pub fn store(&self) -> &St {
-        self.store.store()
+    /// The store, when it is an `St` (`None` when it is another type: the
+    /// handle does not carry its store's type).
+    ///
+    /// ```
+    /// use tower_tagged_cache::{Invalidator, MemoryStore};
+    ///
+    /// let invalidator = Invalidator::new(MemoryStore::new());
+    /// let store: &MemoryStore = invalidator.store().expect("a memory store");
+    /// # let _ = store;
+    /// ```
+    pub fn store<St: Store>(&self) -> Option<&St> {
+        self.store.as_any().downcast_ref()
     }
 }
 
@@ -211,10 +222,46 @@ impl<E: std::error::Error + 'static> std::error::Error for WriteError<E> {
     }
 }
 
-impl<St: fmt::Debug> fmt::Debug for Invalidator<St> {
+impl fmt::Debug for Invalidator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Invalidator")
             .field("store", &self.store)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_a_handle<T: Clone + Send + Sync + fmt::Debug + 'static>() {}
+
+    #[test]
+    fn one_handle_type_whatever_the_store() {
+        is_a_handle::<Invalidator>();
+    }
+
+    #[cfg(feature = "memory")]
+    #[tokio::test]
+    async fn the_erased_store_is_still_reachable_and_named() {
+        use crate::MemoryStore;
+
+        let invalidator = Invalidator::new(MemoryStore::new()).timeout(Duration::from_millis(250));
+        assert!(invalidator.store::<MemoryStore>().is_some());
+        #[cfg(feature = "redis")]
+        assert!(invalidator.store::<crate::RedisStore>().is_none());
+        let debug = format!("{invalidator:?}");
+        assert!(debug.contains("MemoryStore"), "{debug}");
+        assert!(debug.contains("250ms"), "{debug}");
+
+        // Clones and re-timed handles share the store.
+        let other = invalidator.clone().timeout(Duration::from_secs(3));
+        invalidator.invalidate(["User:1"]).await.unwrap();
+        let v = invalidator.tag_version("User:1").await.unwrap();
+        assert!(v.is_some());
+        assert_eq!(other.tag_version("User:1").await.unwrap(), v);
+        assert_eq!(other.epoch().await.unwrap(), None);
+        other.bump_epoch().await.unwrap();
+        assert!(invalidator.epoch().await.unwrap().is_some());
     }
 }

@@ -11,7 +11,6 @@ use crate::{
     error::Error,
     error::ErrorKind,
     key::{Tag, Version},
-    store::Store,
 };
 
 /// A type whose changes invalidate cached data: its instances are tagged
@@ -252,7 +251,7 @@ fn not_registered<M>() -> Error {
     )
 }
 
-impl<St: Store> Invalidator<St> {
+impl Invalidator {
     async fn event<M: Model>(&self, m: &M, event: Event) -> Result<(), Error> {
         let tags = self.models().tags_for(m, event)?;
         self.store.bump(&tags).await
@@ -260,7 +259,7 @@ impl<St: Store> Invalidator<St> {
 }
 
 /// Lifecycle events, reported after the write committed.
-impl<St: Store> Invalidator<St> {
+impl Invalidator {
     /// Reports that `m` was inserted (after the commit).
     ///
     /// # Errors

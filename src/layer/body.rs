@@ -11,6 +11,7 @@ use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
+use super::http::Reason;
 use crate::{
     store::entry::CachedResponse,
     telemetry::{self, RuleTelemetry, Unstored},
@@ -61,7 +62,7 @@ impl Recorder {
     fn push(&mut self, chunk: &Bytes) -> bool {
         self.size += chunk.len() as u64;
         if self.size > self.limit {
-            self.unstored.because("too-large");
+            self.unstored.because(Reason::TooLarge);
             return false;
         }
         if !chunk.is_empty() {

@@ -75,7 +75,7 @@ where
             stale,
         }) => (entry_key, fwd, stale),
         Err(reason) => {
-            telemetry::bypass(rule, reason.as_str());
+            telemetry::bypass(rule, reason);
             add_invalidator(&shared, &mut req);
             let res = inner.call(req).await?;
             return Ok(with_status(res.map(ResponseBody::inner), reason.header()));
@@ -83,7 +83,7 @@ where
     };
     if plan.policy.only_if_cached {
         telemetry::miss(rule);
-        telemetry::not_stored(rule, Reason::OnlyIfCached.as_str());
+        telemetry::not_stored(rule, Reason::OnlyIfCached);
         return Ok(only_if_cached());
     }
     // Single-flight: one plain GET miss per entry key calls the inner

@@ -2,15 +2,16 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
-use super::TaggedCache;
+use super::{TaggedCache, routes::AttachedRules};
 use crate::{
+    admin::Admin,
     error::ConfigError,
     flight::Flights,
     invalidate::Invalidator,
     invalidate::ModelRegistry,
-    rules::{Rule, RuleTable},
+    rules::{CompiledRule, Rule, RuleTable},
     store::{DefaultStore, Guarded, Store, entry::CachedResponse},
-    telemetry,
+    telemetry::{self, RuleTelemetry},
 };
 
 /// Default deadline of one store call on the request path: 500 ms.
@@ -39,7 +40,18 @@ pub(crate) struct Shared<St> {
     pub(crate) store: Guarded<St>,
     /// The model registry of the layer's invalidators.
     pub(crate) models: Arc<ModelRegistry>,
+    /// The handle given to handlers and callers: on `store` and `models`,
+    /// made once (it is renewed when `store` is).
+    invalidator: Invalidator,
     pub(crate) rules: RuleTable,
+    /// The layer's rules in the order they were added, as `/stats` lists
+    /// them.
+    pub(crate) listed: Vec<ListedRule>,
+    /// The counters of requests no rule matched.
+    pub(crate) no_rule: RuleTelemetry,
+    /// Rules attached to axum routes (`route_rules`), as compiled on each
+    /// route's first request: shared by every copy of this state.
+    pub(crate) attached: Arc<AttachedRules>,
     pub(crate) namespace: String,
     pub(crate) invalidate_unsafe: bool,
     /// Whether writes also bump URIs that no cache rule matches.
@@ -49,16 +61,41 @@ pub(crate) struct Shared<St> {
     pub(crate) max_body_size: usize,
 }
 
+/// A rule of the layer as the admin service's `/stats` lists it.
+#[derive(Clone, Debug)]
+pub(crate) struct ListedRule {
+    /// `cache` or `write`.
+    pub(crate) kind: &'static str,
+    pub(crate) route: String,
+    pub(crate) telemetry: RuleTelemetry,
+}
+
+impl ListedRule {
+    pub(crate) fn of(rule: &CompiledRule) -> Self {
+        Self {
+            kind: if rule.is_cache() { "cache" } else { "write" },
+            route: rule.pattern.clone(),
+            telemetry: rule.telemetry.clone(),
+        }
+    }
+}
+
 impl<St: Store> TaggedCacheLayer<St> {
     /// A layer over `store`, with no rules yet: add them with
     /// [`rule`](Self::rule). Requests that match no rule pass through.
     pub fn new(store: St) -> Self {
         telemetry::describe();
+        let store = Guarded::new(store, DEFAULT_STORE_TIMEOUT);
+        let models = Arc::<ModelRegistry>::default();
         Self {
             shared: Arc::new(Shared {
-                store: Guarded::new(store, DEFAULT_STORE_TIMEOUT),
-                models: Arc::default(),
+                invalidator: Invalidator::from_parts(store.clone(), models.clone()),
+                store,
+                models,
                 rules: RuleTable::default(),
+                listed: Vec::new(),
+                no_rule: RuleTelemetry::new(""),
+                attached: Arc::default(),
                 namespace: String::new(),
                 invalidate_unsafe: true,
                 invalidate_unnamed: true,
@@ -80,7 +117,10 @@ impl<St: Store> TaggedCacheLayer<St> {
     /// and the template.
     pub fn rule(mut self, rule: impl Into<Rule>) -> Result<Self, ConfigError> {
         let compiled = rule.into().compile()?;
-        Arc::make_mut(&mut self.shared).rules.insert(compiled)?;
+        let listed = ListedRule::of(&compiled);
+        let shared = Arc::make_mut(&mut self.shared);
+        shared.rules.insert(compiled)?;
+        shared.listed.push(listed);
         Ok(self)
     }
 
@@ -133,7 +173,7 @@ impl<St: Store> TaggedCacheLayer<St> {
     /// service, uncached. Defaults to 500 ms.
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         let shared = Arc::make_mut(&mut self.shared);
-        shared.store = shared.store.clone().with_timeout(timeout);
+        shared.set_store(shared.store.clone().with_timeout(timeout));
         self
     }
 
@@ -150,20 +190,30 @@ impl<St: Store> TaggedCacheLayer<St> {
     /// succeeds closes the breaker. Defaults to 5 failures and 2 s.
     pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
         let shared = Arc::make_mut(&mut self.shared);
-        shared.store = shared.store.clone().with_breaker(failures, cooldown);
+        shared.set_store(shared.store.clone().with_breaker(failures, cooldown));
         self
     }
 
     /// A handle that bumps tags in this layer's store, through the layer's
     /// deadline and circuit breaker, with the layer's model registry (the
     /// same handle handlers find in their request extensions).
-    pub fn invalidator(&self) -> Invalidator<St> {
+    pub fn invalidator(&self) -> Invalidator {
         self.shared.invalidator()
     }
 
     /// The store.
     pub fn store(&self) -> &St {
         self.shared.store.store()
+    }
+
+    /// The admin service of this layer: which rule, tags, versions and key
+    /// a request would get and whether an entry is stored (`/explain`), and
+    /// the layer's and the store's counters (`/stats`). Mount it on a
+    /// private listener only. Make it once the layer is configured: like
+    /// [`layer`](Layer::layer), it shares the layer as it is now (rules,
+    /// store, counters). See the [`admin` module](crate::admin).
+    pub fn admin(&self) -> Admin<St> {
+        Admin::new(self.shared.clone())
     }
 }
 
@@ -191,7 +241,13 @@ impl<St: fmt::Debug> fmt::Debug for TaggedCacheLayer<St> {
 
 impl<St: Store> Shared<St> {
     /// An invalidator on the layer's guarded store and model registry.
-    pub(crate) fn invalidator(&self) -> Invalidator<St> {
-        Invalidator::from_parts(self.store.clone(), self.models.clone())
+    pub(crate) fn invalidator(&self) -> Invalidator {
+        self.invalidator.clone()
+    }
+
+    /// Replaces the guarded store, and the invalidator's with it.
+    fn set_store(&mut self, store: Guarded<St>) {
+        self.invalidator = Invalidator::from_parts(store.clone(), self.models.clone());
+        self.store = store;
     }
 }

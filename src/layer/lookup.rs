@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
 use super::{
@@ -58,11 +59,23 @@ pub(crate) async fn lookup<St: Store>(
         .lookup(&plan.key)
         .await
         .map_err(|err| Reason::from_store_error(&err))?;
+    Ok(sort(plan, req_headers, lookup.entry_key, lookup.entry))
+}
+
+/// Sorts what a lookup found under `entry_key` for this request (the admin
+/// service's explain sorts with it too, so that it says what a request
+/// would get).
+pub(crate) fn sort(
+    plan: &CacheRequest,
+    req_headers: &HeaderMap,
+    entry_key: EntryKey,
+    entry: Option<Bytes>,
+) -> Found {
     let mut fwd = Fwd::Miss;
     let mut stale = None;
-    if let Some(bytes) = lookup.entry {
+    if let Some(bytes) = entry {
         match CachedResponse::decode(bytes) {
-            None => telemetry::unreadable_entry(lookup.entry_key.as_str()),
+            None => telemetry::unreadable_entry(entry_key.as_str()),
             Some(entry) if !vary_matches(req_headers, &entry.vary) => {
                 fwd = Fwd::VaryMiss;
             }
@@ -71,7 +84,7 @@ pub(crate) async fn lookup<St: Store>(
                     && !shareable_with_authorization(&entry.headers, &plan.rule) => {}
             Some(entry) => {
                 if usable_without_origin(&entry, &plan.rule, now_ms(), &plan.policy) {
-                    return Ok(Found::Fresh(entry));
+                    return Found::Fresh(entry);
                 }
                 fwd = if plan.policy.no_cache {
                     Fwd::Request
@@ -82,11 +95,11 @@ pub(crate) async fn lookup<St: Store>(
             }
         }
     }
-    Ok(Found::Miss {
-        entry_key: lookup.entry_key,
+    Found::Miss {
+        entry_key,
         fwd,
         stale,
-    })
+    }
 }
 
 /// What single-flight decided for a GET that missed.

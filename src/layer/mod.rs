@@ -18,12 +18,29 @@ mod answer;
 mod persist;
 // 3. writes: invalidation after a successful unsafe request
 mod write;
+// rules attached where axum routes are declared; rules checked against routes
+mod routes;
 // The HTTP caching rules, one RFC concern per file.
 mod http;
 
 pub mod body;
 pub mod future;
 
+// What the admin service (`crate::admin`) explains requests with: the
+// stages themselves, not a copy of them.
+pub(crate) use self::{http::Reason, layer::Shared};
+pub(crate) mod admin_view {
+    pub(crate) use super::{
+        http::hit_status,
+        lookup::{Found, sort},
+        plan::{CacheRequest, Plan, WriteRequest, plan, request_host},
+        write::uri_tag_of,
+    };
+}
+
+#[cfg(feature = "axum")]
+#[doc(inline)]
+pub use self::routes::{RouteCache, RouteRulesLayer};
 #[doc(inline)]
 pub use self::{
     body::ResponseBody,

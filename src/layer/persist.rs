@@ -48,7 +48,7 @@ pub(crate) fn record<St: Store, B: Body>(
     let storable = match storable {
         Ok(storable) => storable,
         Err(reason) => {
-            telemetry::not_stored(&plan.rule.telemetry, reason.as_str());
+            telemetry::not_stored(&plan.rule.telemetry, reason);
             return with_status(res.map(ResponseBody::inner), reason.header());
         }
     };
@@ -107,7 +107,7 @@ pub(crate) fn refreshed<St: Store, B>(
             res
         }
         Err(reason) => {
-            telemetry::not_stored(&plan.rule.telemetry, reason.as_str());
+            telemetry::not_stored(&plan.rule.telemetry, reason);
             answer(entry, &ctx.req_headers, &ctx.method, reason.header())
         }
     }

@@ -12,7 +12,7 @@ use super::{
 use crate::{
     key::{FragmentedKey, HttpKey, Tag, TagTemplate},
     rules::{CompiledRule, Matched, NoMatch},
-    telemetry::{self, RuleTelemetry},
+    telemetry::RuleTelemetry,
 };
 
 /// What to do with one request.
@@ -34,7 +34,7 @@ pub(crate) struct CacheRequest {
 /// A write: the rule's tags (bumped after a 2xx) and the target URI
 /// (invalidated after a 2xx or 3xx).
 pub(crate) struct WriteRequest {
-    /// The write rule (`NO_RULE` when none matched).
+    /// The write rule (the layer's `no_rule` when none matched).
     pub(crate) rule: RuleTelemetry,
     pub(crate) rule_tags: Vec<Tag>,
     pub(crate) host: String,
@@ -44,9 +44,9 @@ pub(crate) struct WriteRequest {
 impl WriteRequest {
     /// An unsafe request no write rule names (or whose parameters do not
     /// parse): it still invalidates its URI.
-    fn uri_only(parts: &Parts) -> Self {
+    fn uri_only<St>(shared: &Shared<St>, parts: &Parts) -> Self {
         Self {
-            rule: telemetry::NO_RULE.clone(),
+            rule: shared.no_rule.clone(),
             rule_tags: Vec::new(),
             host: request_host(parts),
             path: parts.uri.path().to_owned(),
@@ -56,10 +56,25 @@ impl WriteRequest {
 
 /// Decides what the layer does with a request.
 pub(crate) fn plan<'a, St>(shared: &'a Shared<St>, parts: &Parts) -> Plan<'a> {
+    plan_found(
+        shared,
+        parts,
+        shared.rules.find(&parts.method, parts.uri.path()),
+    )
+}
+
+/// Decides what the layer does with a request, given the rule its method
+/// and path matched (found by the layer's own route table, or by axum's
+/// router for rules attached to a route).
+pub(crate) fn plan_found<'a, St>(
+    shared: &'a Shared<St>,
+    parts: &Parts,
+    found: Result<Matched<'a>, NoMatch>,
+) -> Plan<'a> {
     let path = parts.uri.path();
     let safe = parts.method == Method::GET || parts.method == Method::HEAD;
     let unsafe_method = !safe && parts.method != Method::OPTIONS && parts.method != Method::TRACE;
-    let found = shared.rules.find(&parts.method, path).and_then(|mut m| {
+    let found = found.and_then(|mut m| {
         m.read_request_params(parts)?;
         Ok(m)
     });
@@ -68,13 +83,13 @@ pub(crate) fn plan<'a, St>(shared: &'a Shared<St>, parts: &Parts) -> Plan<'a> {
         // A write still invalidates its URI when no rule names it or its
         // parameters do not parse.
         Err(_) if unsafe_method && shared.invalidate_unsafe => {
-            return Plan::Invalidate(WriteRequest::uri_only(parts));
+            return Plan::Invalidate(WriteRequest::uri_only(shared, parts));
         }
-        Err(NoMatch::BadPath) => return Plan::Bypass(Reason::BadPath, &telemetry::NO_RULE),
-        Err(NoMatch::BadParam) => return Plan::Bypass(Reason::BadParam, &telemetry::NO_RULE),
+        Err(NoMatch::BadPath) => return Plan::Bypass(Reason::BadPath, &shared.no_rule),
+        Err(NoMatch::BadParam) => return Plan::Bypass(Reason::BadParam, &shared.no_rule),
         Err(NoMatch::NoRule) => {
             let reason = if safe { Reason::NoRule } else { Reason::Method };
-            return Plan::Bypass(reason, &telemetry::NO_RULE);
+            return Plan::Bypass(reason, &shared.no_rule);
         }
     };
     let rule = matched.rule;

@@ -76,28 +76,51 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (parts, body) = req.into_parts();
         let plan = plan(&self.shared, &parts);
-        let mut req = Request::from_parts(parts, body);
-        match plan {
-            Plan::Bypass(reason, rule) => {
-                telemetry::bypass(rule, reason.as_str());
-                write::add_invalidator(&self.shared, &mut req);
-                ResponseFuture::passthrough(self.inner.call(req), reason.header())
-            }
-            Plan::Cache(plan) => {
-                // The ready service goes into the future; its clone stays.
-                let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
-                let span = Span::request(&plan.rule.telemetry);
-                let fut = cached::cached(self.shared.clone(), inner, req, plan);
-                ResponseFuture::boxed(span.instrument(fut))
-            }
-            Plan::Invalidate(plan) => {
-                let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
-                let span = Span::request(&plan.rule);
-                let fut = write::invalidating(self.shared.clone(), inner, req, plan);
-                ResponseFuture::boxed(span.instrument(fut))
-            }
+        dispatch(
+            &self.shared,
+            &mut self.inner,
+            Request::from_parts(parts, body),
+            plan,
+        )
+    }
+}
+
+/// Runs the plan made for `req`: passes it through, or starts the cached
+/// or invalidating future with the ready `inner` (its clone stays).
+pub(crate) fn dispatch<S, St, ReqBody, ResBody>(
+    shared: &Arc<Shared<St>>,
+    inner: &mut S,
+    mut req: Request<ReqBody>,
+    plan: Plan<'_>,
+) -> ResponseFuture<S::Future, ResBody, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    St: Store,
+    ReqBody: Send + 'static,
+    ResBody: Body + Send + 'static,
+{
+    match plan {
+        Plan::Bypass(reason, rule) => {
+            telemetry::bypass(rule, reason);
+            write::add_invalidator(shared, &mut req);
+            ResponseFuture::passthrough(inner.call(req), reason.header())
+        }
+        Plan::Cache(plan) => {
+            // The ready service goes into the future; its clone stays.
+            let clone = inner.clone();
+            let inner = std::mem::replace(inner, clone);
+            let span = Span::request(&plan.rule.telemetry);
+            let fut = cached::cached(shared.clone(), inner, req, plan);
+            ResponseFuture::boxed(span.instrument(fut))
+        }
+        Plan::Invalidate(plan) => {
+            let clone = inner.clone();
+            let inner = std::mem::replace(inner, clone);
+            let span = Span::request(&plan.rule);
+            let fut = write::invalidating(shared.clone(), inner, req, plan);
+            ResponseFuture::boxed(span.instrument(fut))
         }
     }
 }

@@ -15,13 +15,18 @@ use super::{
     layer::Shared,
     plan::WriteRequest,
 };
-use crate::{invalidate::Invalidator, key::uri_tag, store::Store, telemetry};
+use crate::{
+    invalidate::Invalidator,
+    key::{Tag, uri_tag},
+    store::Store,
+    telemetry,
+};
 
 /// Makes the [`Invalidator`] reachable from handlers as a request extension.
 pub(crate) fn add_invalidator<St: Store, B>(
     shared: &Shared<St>,
     req: &mut Request<B>,
-) -> Invalidator<St> {
+) -> Invalidator {
     let invalidator = shared.invalidator();
     req.extensions_mut().insert(invalidator.clone());
     invalidator
@@ -46,14 +51,8 @@ where
     if res.status().is_success() {
         tags.extend(plan.rule_tags);
     }
-    if shared.invalidate_unsafe && (res.status().is_success() || res.status().is_redirection()) {
-        // Only URIs something may be stored under, unless every URI is
-        // bumped (the default).
-        let mut uri = |path: &str| {
-            if shared.invalidate_unnamed || shared.rules.caches(path) {
-                tags.push(uri_tag(&plan.host, path));
-            }
-        };
+    if res.status().is_success() || res.status().is_redirection() {
+        let mut uri = |path: &str| tags.extend(uri_tag_of(&shared, &plan.host, path));
         uri(&plan.path);
         for name in [header::LOCATION, header::CONTENT_LOCATION] {
             if let Some(path) = res
@@ -66,7 +65,7 @@ where
         }
     }
     if tags.is_empty() {
-        telemetry::bypass(&plan.rule, Reason::Method.as_str());
+        telemetry::bypass(&plan.rule, Reason::Method);
         return Ok(with_status(
             res.map(ResponseBody::inner),
             Reason::Method.header(),
@@ -79,11 +78,19 @@ where
         }
         Err(err) => {
             telemetry::invalidation_failed(&err, &tags);
-            telemetry::bypass(&plan.rule, Reason::InvalidationFailed.as_str());
+            telemetry::bypass(&plan.rule, Reason::InvalidationFailed);
             Reason::InvalidationFailed
         }
     };
     Ok(with_status(res.map(ResponseBody::inner), status.header()))
+}
+
+/// The per-URI tag a successful (2xx or 3xx) write to `path` on `host`
+/// bumps, if any: when unsafe requests invalidate at all, and only for URIs
+/// something may be stored under unless every URI is bumped (the default).
+pub(crate) fn uri_tag_of<St>(shared: &Shared<St>, host: &str, path: &str) -> Option<Tag> {
+    (shared.invalidate_unsafe && (shared.invalidate_unnamed || shared.rules.caches(path)))
+        .then(|| uri_tag(host, path))
 }
 
 /// The path a `Location` or `Content-Location` value points to, when it is

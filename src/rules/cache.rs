@@ -40,7 +40,7 @@ const MAX_LEASE: Duration = Duration::from_secs(3600);
 /// Writes that invalidate are [`WriteRule`](crate::WriteRule)s.
 #[derive(Clone)]
 pub struct CacheRule {
-    route: Route,
+    pub(super) route: Route,
     key_version: u32,
     group: String,
     tags: Vec<String>,
@@ -56,6 +56,22 @@ pub struct CacheRule {
 }
 
 impl CacheRule {
+    /// Caches `GET` (and answers `HEAD`) on the axum route the rule is
+    /// attached to, whose pattern (its `MatchedPath`) the rule takes: the
+    /// pattern is written once, where the route is declared. Attach it with
+    /// [`TaggedCacheLayer::route_rules`](crate::TaggedCacheLayer::route_rules)
+    /// (feature `axum`); tag placeholders name the route's parameters.
+    ///
+    /// ```
+    /// use tower_tagged_cache::CacheRule;
+    ///
+    /// let show = CacheRule::matched().tags(["User:{id}"]);
+    /// # let _ = show;
+    /// ```
+    pub fn matched() -> Self {
+        Self::get(String::new())
+    }
+
     /// Caches `GET` (and answers `HEAD`) on routes matching `pattern`.
     pub fn get(pattern: impl Into<String>) -> Self {
         Self {
@@ -238,6 +254,7 @@ impl CacheRule {
             name,
             kind: Kind::Cache,
             pattern: self.route.pattern,
+            path_params: checked.path_params,
             key_version: self.key_version,
             group: self.group,
             tags,

@@ -75,6 +75,26 @@ enum Kind {
 }
 
 impl Rule {
+    /// The rule's route pattern (empty for a rule made with `matched`).
+    pub(crate) fn pattern(&self) -> &str {
+        match &self.0 {
+            Kind::Cache(rule) => &rule.route.pattern,
+            Kind::Write(rule) => &rule.route.pattern,
+        }
+    }
+
+    /// The same rule on `pattern` (the route a `matched` rule is attached
+    /// to).
+    #[cfg(feature = "axum")]
+    pub(crate) fn with_pattern(mut self, pattern: &str) -> Self {
+        let route = match &mut self.0 {
+            Kind::Cache(rule) => &mut rule.route,
+            Kind::Write(rule) => &mut rule.route,
+        };
+        pattern.clone_into(&mut route.pattern);
+        self
+    }
+
     /// Checks the rule and prepares it for matching.
     pub(crate) fn compile(self) -> Result<CompiledRule, ConfigError> {
         match self.0 {

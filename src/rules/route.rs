@@ -101,6 +101,13 @@ impl Route {
             path_params: Vec::new(),
             request_params: self.request_params.iter().map(|(n, _)| n.clone()).collect(),
         };
+        if self.pattern.is_empty() {
+            return Err(checked.error(
+                "a rule made with matched(..) takes its pattern from the axum route it is \
+                 attached to: attach it with TaggedCacheLayer::route_rules (feature `axum`), \
+                 not TaggedCacheLayer::rule",
+            ));
+        }
         if !self.pattern.starts_with('/') {
             return Err(checked.error("the route pattern must start with `/`"));
         }
@@ -133,7 +140,7 @@ impl Route {
 /// A route whose parameters are known: checks templates against them.
 pub(super) struct Checked {
     context: String,
-    path_params: Vec<String>,
+    pub(super) path_params: Vec<String>,
     request_params: Vec<String>,
 }
 

@@ -51,6 +51,8 @@ impl Kind {
 pub(crate) struct CompiledRule {
     pub(super) kind: Kind,
     pub(crate) pattern: String,
+    /// The names of the pattern's path parameters.
+    pub(super) path_params: Vec<String>,
     pub(crate) name: String,
     /// The span field and metric keys of requests under this rule.
     pub(crate) telemetry: RuleTelemetry,
@@ -214,6 +216,85 @@ impl RuleTable {
     }
 }
 
+impl RuleTable {
+    /// Finds the rule for `method` on a table of one route whose match was
+    /// made elsewhere (axum's router), from the path parameters it found,
+    /// already percent-decoded.
+    #[cfg(feature = "axum")]
+    pub(crate) fn find_matched<'a>(
+        &'a self,
+        method: &Method,
+        path_params: &[(&str, &str)],
+    ) -> Result<Matched<'a>, NoMatch> {
+        let rule = self
+            .routes
+            .iter()
+            .flatten()
+            .find(|r| r.handles(method))
+            .ok_or(NoMatch::NoRule)?;
+        let mut params = Vec::with_capacity(rule.path_params.len());
+        for name in &rule.path_params {
+            let (_, raw) = path_params
+                .iter()
+                .find(|(n, _)| n == name)
+                .ok_or(NoMatch::BadPath)?;
+            let value = rule
+                .canonical(name, (*raw).to_owned())
+                .ok_or(NoMatch::BadPath)?;
+            params.push((name.as_str(), value));
+        }
+        Ok(Matched { rule, params })
+    }
+
+    /// The rules (`"GET /post/{id}"`) whose pattern matches no route of
+    /// `routes`, patterns in the same syntax (`/posts/{id}`,
+    /// `/files/{*path}`): a rule matches a route when a path the rule
+    /// matches is routed there.
+    pub(crate) fn unmatched<'r>(&self, routes: impl IntoIterator<Item = &'r str>) -> Vec<String> {
+        let mut router = matchit::Router::new();
+        for route in routes {
+            // A route matchit refuses (a conflict) cannot be routed to
+            // either; axum refuses the same ones.
+            let _ = router.insert(route, ());
+        }
+        self.routes
+            .iter()
+            .flatten()
+            .filter(|rule| router.at(&sample_path(&rule.pattern)).is_err())
+            .map(|rule| format!("{} {}", rule.kind.label(), rule.pattern))
+            .collect()
+    }
+}
+
+/// A path that `pattern` matches: every parameter filled with `x`, escaped
+/// braces unescaped.
+fn sample_path(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        break;
+                    }
+                }
+                out.push('x');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl fmt::Debug for RuleTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
@@ -336,5 +417,49 @@ mod tests {
         ));
         let err = table(vec![CacheRule::get("/u/{id}").parse_param::<u64>("uid")]);
         assert!(err.err().unwrap().to_string().contains("uid"));
+    }
+
+    #[test]
+    fn rules_that_match_no_route_are_named() {
+        let t = table(vec![
+            Rule::from(CacheRule::get("/post/{id}").tags(["Post:{id}"])),
+            Rule::from(CacheRule::get("/users/{id}").tags(["User:{id}"])),
+            Rule::from(CacheRule::get("/users/me").tags(["Me"])),
+            Rule::from(CacheRule::get("/files/{*path}").tags(["Files"])),
+            Rule::from(WriteRule::put("/users/{id}").invalidates(["User:{id}"])),
+            Rule::from(CacheRule::get("/lit/{{x}}").tags(["Lit"])),
+        ])
+        .unwrap();
+        // Parameter names may differ; a static rule under a dynamic route
+        // and a catch-all both match.
+        let routes = [
+            "/posts/{post_id}",
+            "/users/{user_id}",
+            "/files/{*rest}",
+            "/lit/{x}",
+        ];
+        assert_eq!(t.unmatched(routes), vec!["GET /post/{id}".to_owned()]);
+        // Without the catch-all route, the files rule is reported too; the
+        // escaped braces are literal and `/lit/{x}` routes `/lit/{x}`.
+        assert_eq!(
+            t.unmatched(["/posts/{id}", "/users/{id}", "/lit/{x}"]),
+            vec!["GET /post/{id}".to_owned(), "GET /files/{*path}".to_owned()]
+        );
+        assert_eq!(t.unmatched([]).len(), 6);
+        assert_eq!(sample_path("/a/{b}/{{c}}/{*d}"), "/a/x/{c}/x");
+    }
+
+    #[test]
+    fn matched_rules_need_a_route() {
+        let err = table(vec![CacheRule::matched().tags(["User:{id}"])])
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("route_rules"), "{err}");
+        let err = table(vec![
+            WriteRule::matched(Method::PUT).invalidates(["User:{id}"]),
+        ])
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("route_rules"), "{err}");
     }
 }

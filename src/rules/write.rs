@@ -25,7 +25,7 @@ use crate::{error::ConfigError, telemetry::RuleTelemetry};
 #[derive(Clone)]
 pub struct WriteRule {
     method: Method,
-    route: Route,
+    pub(super) route: Route,
     invalidates: Vec<String>,
 }
 
@@ -36,6 +36,23 @@ impl WriteRule {
             route: Route::new(pattern),
             invalidates: Vec::new(),
         }
+    }
+
+    /// Bumps tags after a successful `method` request on the axum route the
+    /// rule is attached to, whose pattern (its `MatchedPath`) the rule takes.
+    /// Attach it with
+    /// [`TaggedCacheLayer::route_rules`](crate::TaggedCacheLayer::route_rules)
+    /// (feature `axum`).
+    ///
+    /// ```
+    /// use http::Method;
+    /// use tower_tagged_cache::WriteRule;
+    ///
+    /// let update = WriteRule::matched(Method::PUT).invalidates(["User:{id}"]);
+    /// # let _ = update;
+    /// ```
+    pub fn matched(method: Method) -> Self {
+        Self::new(method, String::new())
     }
 
     /// Invalidates on `PUT` to routes matching `pattern`.
@@ -87,6 +104,7 @@ impl WriteRule {
             name,
             kind: Kind::Invalidate(self.method),
             pattern: self.route.pattern,
+            path_params: checked.path_params,
             key_version: 1,
             group: String::new(),
             tags: Vec::new(),

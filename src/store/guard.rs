@@ -23,7 +23,7 @@ use std::{
 
 use bytes::Bytes;
 
-use super::{EntryKey, Lease, Lookup, Op, Store};
+use super::{EntryKey, Lease, Lookup, Op, Store, StoreStats};
 use crate::{
     clock,
     error::Error,
@@ -89,10 +89,24 @@ impl<St> Guarded<St> {
         self.timeout
     }
 
+    /// The circuit breaker, for `Debug` output.
+    pub(crate) fn breaker(&self) -> &impl fmt::Debug {
+        &*self.breaker
+    }
+
     /// The same breaker, another deadline.
     pub(crate) fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// Whether the breaker is open (the store is skipped), and the store
+    /// failures in a row so far.
+    pub(crate) fn breaker_state(&self) -> (bool, u32) {
+        (
+            self.breaker.is_open(),
+            self.breaker.failures.load(Ordering::Relaxed),
+        )
     }
 
     /// A new breaker (closed) with this threshold and cooldown.
@@ -163,6 +177,10 @@ impl<St: Store> Guarded<St> {
     pub(crate) async fn release_lease(&self, lease: Lease) -> Result<(), Error> {
         self.call(Op::ReleaseLease, self.store.release_lease(lease))
             .await
+    }
+
+    pub(crate) async fn stats(&self) -> Result<StoreStats, Error> {
+        self.call(Op::Stats, self.store.stats()).await
     }
 }
 

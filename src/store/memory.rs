@@ -1,9 +1,16 @@
-use std::{sync::Arc, time::Duration, time::Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+    time::Instant,
+};
 
 use bytes::Bytes;
-use moka::{Expiry, sync::Cache};
+use moka::{Expiry, notification::RemovalCause, sync::Cache};
 
-use super::{DEFAULT_PREFIX, DEFAULT_VERSION_TTL, EntryKey, Lookup, Store};
+use super::{DEFAULT_PREFIX, DEFAULT_VERSION_TTL, EntryKey, Lookup, Store, StoreStats};
 use crate::{
     clock,
     error::Error,
@@ -45,6 +52,12 @@ struct Inner {
     epoch_key: String,
     prefix: String,
     entry_prefix: String,
+    max_bytes: u64,
+    /// Lookups that found an entry, and that did not (for `stats`).
+    hits: AtomicU64,
+    misses: AtomicU64,
+    /// Entries evicted for the byte budget.
+    evictions: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -111,12 +124,19 @@ impl MemoryStoreBuilder {
 
     /// Builds the store.
     pub fn build(self) -> MemoryStore {
+        let evictions = Arc::new(AtomicU64::new(0));
+        let evicted = evictions.clone();
         let entries = Cache::builder()
             .max_capacity(self.max_bytes)
             .weigher(|k: &String, v: &Stored| {
                 u32::try_from(k.len() + v.bytes.len()).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryTtl)
+            .eviction_listener(move |_, _, cause| {
+                if cause == RemovalCause::Size {
+                    evicted.fetch_add(1, Ordering::Relaxed);
+                }
+            })
             .build();
         let versions = Cache::builder()
             .max_capacity(self.max_versions)
@@ -129,6 +149,10 @@ impl MemoryStoreBuilder {
                 epoch_key: key::epoch_key(&self.prefix),
                 entry_prefix: key::entry_key_prefix(&self.prefix),
                 prefix: self.prefix,
+                max_bytes: self.max_bytes,
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+                evictions,
             }),
         }
     }
@@ -224,6 +248,12 @@ impl Store for MemoryStore {
             .get(entry_key.as_str())
             .filter(|stored| clock::now_ms() < stored.expires_at_ms)
             .map(|stored| stored.bytes);
+        let counter = if entry.is_some() {
+            &self.inner.hits
+        } else {
+            &self.inner.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         Ok(Lookup {
             entry_key,
             versions,
@@ -281,5 +311,69 @@ impl Store for MemoryStore {
                     .get(&key::version_key(&self.inner.prefix, tag))
             })
             .collect())
+    }
+
+    /// Entries, versions, the bytes held and the byte budget, lookups that
+    /// found an entry or not, and entries evicted for the budget.
+    async fn stats(&self) -> Result<StoreStats, Error> {
+        let inner = &self.inner;
+        inner.entries.run_pending_tasks();
+        inner.versions.run_pending_tasks();
+        Ok(StoreStats {
+            entries: Some(inner.entries.entry_count()),
+            versions: Some(inner.versions.entry_count()),
+            keys: None,
+            used_bytes: Some(inner.entries.weighted_size()),
+            max_bytes: Some(inner.max_bytes),
+            hits: Some(inner.hits.load(Ordering::Relaxed)),
+            misses: Some(inner.misses.load(Ordering::Relaxed)),
+            evictions: Some(inner.evictions.load(Ordering::Relaxed)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stats_count_entries_bytes_lookups_and_evictions() {
+        let store = MemoryStore::builder().max_bytes(4096).build();
+        let empty = store.stats().await.unwrap();
+        assert_eq!(empty.entries, Some(0));
+        assert_eq!(empty.used_bytes, Some(0));
+        assert_eq!(empty.max_bytes, Some(4096));
+        assert_eq!(empty.keys, None, "the memory store has no keyspace");
+
+        let key = FragmentedKey::builder("r", 1, "")
+            .tag(Tag::new("User", 1).unwrap())
+            .finish();
+        let miss = store.lookup(&key).await.unwrap();
+        let bytes = Bytes::from_static(b"0123456789");
+        let weight = miss.entry_key.as_str().len() + bytes.len();
+        store
+            .put(miss.entry_key, bytes, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(store.lookup(&key).await.unwrap().entry.is_some());
+        let stats = store.stats().await.unwrap();
+        assert_eq!(stats.entries, Some(1));
+        assert_eq!(stats.versions, Some(2), "the epoch and User:1");
+        assert_eq!(stats.used_bytes, Some(weight as u64));
+        assert_eq!((stats.hits, stats.misses), (Some(1), Some(1)));
+        assert_eq!(stats.evictions, Some(0));
+
+        // Entries past the byte budget are evicted, and counted.
+        for i in 0..20 {
+            let key = EntryKey(format!("ttc:e:{i}"));
+            let value = Bytes::from(vec![0; 1024]);
+            store
+                .put(key, value, Duration::from_secs(60))
+                .await
+                .unwrap();
+        }
+        let stats = store.stats().await.unwrap();
+        assert!(stats.used_bytes.unwrap() <= 4096, "{stats:?}");
+        assert!(stats.evictions.unwrap() > 0, "{stats:?}");
     }
 }

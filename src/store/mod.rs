@@ -19,6 +19,10 @@
 //!   update, and an evicted version can never come back as an old value.
 //! - [`versions`](Store::versions) reads versions without seeding.
 //! - [`delete`](Store::delete) removes one entry.
+//! - [`stats`](Store::stats) says what the store can tell about itself
+//!   (entries, memory, hits and misses), for the
+//!   [admin service](crate::admin); a store that does not implement it
+//!   knows nothing.
 //!
 //! # Implementing a store
 //!
@@ -49,6 +53,7 @@ mod guard;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod stats;
 
 pub(crate) use self::guard::Guarded;
 #[cfg(feature = "memory")]
@@ -59,11 +64,14 @@ pub use self::memory::{DEFAULT_MAX_BYTES, MemoryStore, MemoryStoreBuilder};
 pub use self::redis::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RedisStore, RedisStoreBuilder,
 };
+#[doc(inline)]
+pub use self::stats::StoreStats;
 
 /// The store the handles' type parameter defaults to: [`MemoryStore`], so
-/// that `Invalidator` or `TaggedCacheLayer` alone name the embedded store's
-/// (`axum::Extension<Invalidator>` in a handler behind a memory-store layer).
-/// Other stores are named: `Invalidator<RedisStore>`.
+/// that `TaggedCacheLayer` or `TagCache` alone name the embedded store's.
+/// Other stores are named: `TaggedCacheLayer<RedisStore>`.
+/// [`Invalidator`](crate::Invalidator) has no store parameter: it is one
+/// type whatever the store.
 ///
 /// ```
 /// use tower_tagged_cache::{Invalidator, MemoryStore, TaggedCacheLayer};
@@ -219,6 +227,14 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn release_lease(&self, lease: Lease) -> impl Future<Output = Result<(), Error>> + Send + '_ {
         let _ = lease;
         std::future::ready(Ok(()))
+    }
+
+    /// What the store can tell about itself (entries, memory, hits and
+    /// misses), for the [admin service](crate::admin)'s `/stats`; never
+    /// called on the request path. The default knows nothing (every field
+    /// `None`). A store that wraps another forwards it.
+    fn stats(&self) -> impl Future<Output = Result<StoreStats, Error>> + Send + '_ {
+        std::future::ready(Ok(StoreStats::default()))
     }
 }
 

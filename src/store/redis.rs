@@ -6,7 +6,7 @@
 //! - `conn`: the connection (multiplexed `ConnectionManager` or bb8 pool);
 //! - `script`: the Lua scripts and the call of the lookup script;
 //! - `guess`: the warm one-`MGET` lookup under the versions last seen;
-//! - `reply`: decoding of untrusted replies.
+//! - `reply`: decoding of untrusted replies (lookups, versions, `INFO`).
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -16,10 +16,10 @@ use redis::{Script, Value, aio::ConnectionManager};
 use self::{
     conn::{Conn, Request},
     guess::MAX_GUESSES,
-    reply::{entry_of, version_of},
+    reply::{count_of, entry_of, info_field, info_text, version_of},
     script::{LOOKUP_LUA, RELEASE_LUA},
 };
-use super::{DEFAULT_PREFIX, DEFAULT_VERSION_TTL, EntryKey, Lease, Lookup, Store};
+use super::{DEFAULT_PREFIX, DEFAULT_VERSION_TTL, EntryKey, Lease, Lookup, Store, StoreStats};
 use crate::{
     error::Error,
     key::{self, FragmentedKey, Tag, Version},
@@ -344,5 +344,35 @@ impl Store for RedisStore {
         invocation.key(key).arg(token.as_bytes());
         let _: Value = self.conn.query(Request::Script(&invocation)).await?;
         Ok(())
+    }
+
+    /// What Redis tells, in one round trip (`INFO memory`, `INFO stats`,
+    /// `DBSIZE`): the server's `used_memory`, `maxmemory`, `keyspace_hits`,
+    /// `keyspace_misses` and `evicted_keys`, and the keys of the database.
+    /// These are the server's and the database's figures, not only this
+    /// store's. Entries are not counted (that would scan).
+    async fn stats(&self) -> Result<StoreStats, Error> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("INFO").arg("memory");
+        pipe.cmd("INFO").arg("stats");
+        pipe.cmd("DBSIZE");
+        let reply: Vec<Value> = self.conn.query(Request::Pipe(&pipe)).await?;
+        let [memory, stats, dbsize] = reply.as_slice() else {
+            return Err(Error::protocol(format!(
+                "INFO, INFO, DBSIZE answered {} replies, expected 3",
+                reply.len()
+            )));
+        };
+        let (memory, stats) = (info_text(memory)?, info_text(stats)?);
+        Ok(StoreStats {
+            entries: None,
+            versions: None,
+            keys: Some(count_of(dbsize)?),
+            used_bytes: info_field(memory, "used_memory"),
+            max_bytes: info_field(memory, "maxmemory"),
+            hits: info_field(stats, "keyspace_hits"),
+            misses: info_field(stats, "keyspace_misses"),
+            evictions: info_field(stats, "evicted_keys"),
+        })
     }
 }

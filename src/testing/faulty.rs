@@ -17,7 +17,7 @@ use crate::{
     error::Error,
     key::{FragmentedKey, Tag, Version},
     store::Store,
-    store::{EntryKey, Lease, Lookup},
+    store::{EntryKey, Lease, Lookup, StoreStats},
 };
 
 /// How a [`FaultyStore`] call fails.
@@ -267,6 +267,11 @@ impl<S: Store> Store for FaultyStore<S> {
     async fn release_lease(&self, lease: Lease) -> Result<(), Error> {
         self.enter(Call::ReleaseLease).await?;
         self.inner.release_lease(lease).await
+    }
+
+    /// Forwarded as it is: not counted, never failed.
+    async fn stats(&self) -> Result<StoreStats, Error> {
+        self.inner.stats().await
     }
 }
 

@@ -14,7 +14,7 @@ use crate::{
     error::Error,
     key::{FragmentedKey, Tag, Version},
     store::Store,
-    store::{EntryKey, Lease, Lookup},
+    store::{EntryKey, Lease, Lookup, StoreStats},
 };
 
 /// How long the `until_*` waits wait before they panic.
@@ -303,5 +303,10 @@ impl<S: Store> Store for PausableStore<S> {
         let result = self.inner.release_lease(lease).await;
         self.done(Call::ReleaseLease);
         result
+    }
+
+    /// Forwarded as it is: not counted, never held.
+    async fn stats(&self) -> Result<StoreStats, Error> {
+        self.inner.stats().await
     }
 }

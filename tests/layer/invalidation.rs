@@ -1,6 +1,6 @@
 //! Invalidation: a bump during a slow request, write rules, writes whose
 //! parameters do not parse, and the invalidator handlers find in their
-//! request.
+//! request (`axum::Extension<Invalidator>` on every store).
 
 use std::{
     convert::Infallible,
@@ -8,15 +8,22 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
+use axum::{
+    Extension, Router,
+    extract::Path,
+    routing::{get as get_route, post},
+};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use tokio::sync::Notify;
-use tower::service_fn;
+use tower::{ServiceExt, service_fn};
 use tower_tagged_cache::{
     Invalidator, Store, TaggedCacheLayer, WriteRule,
+    invalidate::{Model, list_tag},
     testing::{Call, PausableStore},
 };
 
@@ -143,7 +150,7 @@ async fn handlers_find_the_invalidator<St: Store>(store: St) {
         if req.method() == http::Method::POST {
             let inv = req
                 .extensions()
-                .get::<Invalidator<PausableStore<St>>>()
+                .get::<Invalidator>()
                 .expect("invalidator extension");
             inv.invalidate(["User:5"]).await.unwrap();
         }
@@ -167,6 +174,115 @@ async fn handlers_find_the_invalidator<St: Store>(store: St) {
     let after = send(&mut svc, get("/users/5")).await;
     assert_eq!(after.cache_status(), "tower-tagged-cache; fwd=miss; stored");
     assert_ne!(after.body, first.body);
+}
+
+struct User {
+    id: u64,
+}
+
+impl Model for User {
+    const TAG: &'static str = "User";
+    fn pk(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+/// Status, `cache-status` and body of one request to an axum app.
+async fn call_app(app: &Router, req: Request<axum::body::Body>) -> (StatusCode, String, String) {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let cache_status = res
+        .headers()
+        .get("cache-status")
+        .map_or("<none>", |v| v.to_str().unwrap())
+        .to_owned();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        cache_status,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+/// An axum handler behind a layer on any store (the Redis store, not only
+/// the default memory one) extracts `Extension<Invalidator>`: there is one
+/// `Invalidator` type whatever the store, so it finds the layer's handle (its
+/// model registry knows `User`) instead of failing with a 500, and its bump
+/// reaches the next `GET`.
+async fn axum_handlers_extract_the_invalidator<St: Store>(store: St) {
+    let layer = TaggedCacheLayer::new(store).rule(user_rule()).unwrap();
+    let invalidator = layer.invalidator();
+    invalidator.models().register::<User>().unwrap();
+    let views = Arc::new(AtomicUsize::new(0));
+    let show = move |Path(id): Path<u64>| async move {
+        format!(
+            "user {id}, view #{}",
+            views.fetch_add(1, Ordering::SeqCst) + 1
+        )
+    };
+    let flush = |Path(id): Path<u64>, Extension(invalidator): Extension<Invalidator>| async move {
+        // Reported through the layer's model registry: an error if this were
+        // any other handle.
+        match invalidator.saved(&User { id }).await {
+            Ok(()) => (StatusCode::OK, "flushed".to_owned()),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    };
+    let app = Router::new()
+        .route("/users/{id}", get_route(show))
+        .route("/users/{id}/flush", post(flush))
+        .layer(layer);
+    let get = || {
+        Request::get("/users/7")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+
+    let (status, cache, first) = call_app(&app, get()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cache, "tower-tagged-cache; fwd=miss; stored");
+    // The response is stored off the response path: ask until it is served
+    // from the store.
+    let mut cached = None;
+    for _ in 0..500 {
+        let (_, cache, body) = call_app(&app, get()).await;
+        if cache == "tower-tagged-cache; hit" {
+            cached = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cached = cached.expect("the first response was never stored");
+    assert!(cached.starts_with("user 7, view #"), "{cached}");
+    assert_eq!(
+        call_app(&app, get()).await,
+        (
+            StatusCode::OK,
+            "tower-tagged-cache; hit".to_owned(),
+            cached.clone()
+        )
+    );
+    let before = invalidator.tag_version("User:7").await.unwrap();
+    assert!(before.is_some(), "seeded by the lookups");
+    let list_before = invalidator.tag_version(list_tag::<User>()).await.unwrap();
+
+    let flush = Request::post("/users/7/flush")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let (status, _, body) = call_app(&app, flush).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "flushed"));
+    assert_ne!(invalidator.tag_version("User:7").await.unwrap(), before);
+    assert_ne!(
+        invalidator.tag_version(list_tag::<User>()).await.unwrap(),
+        list_before
+    );
+
+    // The bump is visible to the next request: a miss, computed again.
+    let (status, cache, after) = call_app(&app, get()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cache, "tower-tagged-cache; fwd=miss; stored");
+    assert_ne!(after, cached);
+    assert_ne!(after, first);
 }
 
 /// A write whose path parameters do not parse for its rule still
@@ -252,6 +368,7 @@ support::every_store!(
     bump_during_slow_request_is_not_undone,
     write_rules_bump_after_success_only,
     handlers_find_the_invalidator,
+    axum_handlers_extract_the_invalidator,
     unparsed_writes_still_invalidate_their_uri,
     unnamed_routes_can_skip_the_uri_bump,
 );

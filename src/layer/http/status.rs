@@ -20,6 +20,9 @@ pub(crate) enum Reason {
     BadPath,
     /// A value declared with `param(..)` is missing or not canonical.
     BadParam,
+    /// A rule attached to an axum route does not fit the route (a
+    /// placeholder names no parameter of it); logged when first seen.
+    BadRule,
     StoreError,
     StoreTimeout,
     StoreUnavailable,
@@ -39,6 +42,10 @@ pub(crate) enum Reason {
     OnlyIfCached,
     Vary,
     TooLarge,
+    /// The body failed, was cut short or was dropped by a client that went
+    /// away. Only counted: the response is out by then, so no
+    /// `Cache-Status` says it.
+    Incomplete,
 }
 
 impl Reason {
@@ -55,6 +62,12 @@ impl Reason {
 macro_rules! status_values {
     ($($reason:ident => $fwd:literal, $detail:literal;)*) => {
         impl Reason {
+            /// Every reason, in declaration order (`ALL[r as usize] == r`).
+            pub(crate) const ALL: &[Reason] = &[$(Reason::$reason),*];
+
+            /// How many reasons there are.
+            pub(crate) const COUNT: usize = Self::ALL.len();
+
             /// The `detail=` token.
             pub(crate) fn as_str(self) -> &'static str {
                 match self { $(Reason::$reason => $detail,)* }
@@ -79,6 +92,7 @@ status_values! {
     Cookie => "bypass", "cookie";
     BadPath => "bypass", "bad-path";
     BadParam => "bypass", "bad-param";
+    BadRule => "bypass", "bad-rule";
     StoreError => "bypass", "store-error";
     StoreTimeout => "bypass", "store-timeout";
     StoreUnavailable => "bypass", "store-unavailable";
@@ -95,6 +109,7 @@ status_values! {
     OnlyIfCached => "miss", "only-if-cached";
     Vary => "miss", "vary";
     TooLarge => "miss", "too-large";
+    Incomplete => "miss", "incomplete";
 }
 
 /// Why a stored response could not be used, so the inner service ran
@@ -112,6 +127,16 @@ pub(crate) enum Fwd {
 }
 
 impl Fwd {
+    /// The `fwd=` token.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Fwd::Miss => "miss",
+            Fwd::VaryMiss => "vary-miss",
+            Fwd::Stale => "stale",
+            Fwd::Request => "request",
+        }
+    }
+
     /// `Cache-Status` when the inner response is stored.
     pub(crate) fn stored(self) -> HeaderValue {
         HeaderValue::from_static(match self {
@@ -152,6 +177,12 @@ mod tests {
             "tower-tagged-cache; fwd=bypass; detail=authorization"
         );
         assert_eq!(Reason::TooLarge.as_str(), "too-large");
+        // Counters index by `as usize`: the table must list every reason in
+        // declaration order.
+        for (i, reason) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i, "{reason:?}");
+        }
+        assert_eq!(Reason::COUNT, Reason::Incomplete as usize + 1);
         assert_eq!(
             Fwd::VaryMiss.stored(),
             "tower-tagged-cache; fwd=vary-miss; stored"

@@ -1,0 +1,205 @@
+//! `/explain`: what the layer would do with one request, from the layer's
+//! own planning code (rule match, request checks, key derivation) and one
+//! store lookup.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use http::{HeaderValue, request::Parts};
+
+use super::{
+    query::Explain,
+    report::{Report, secs_ms, word},
+};
+use crate::{
+    clock::now_ms,
+    key::{Tag, Version},
+    layer::{
+        Reason, Shared,
+        admin_view::{
+            CacheRequest, Found, Plan, WriteRequest, hit_status, plan, request_host, sort,
+            uri_tag_of,
+        },
+    },
+    store::{Store, entry::CachedResponse},
+    telemetry::RuleTelemetry,
+};
+
+/// Explains `req` to the layer of `shared`. Never fails: a store that
+/// fails is reported.
+pub(super) async fn explain<St: Store>(
+    shared: &Shared<St>,
+    req: &Explain,
+    default_host: Option<&HeaderValue>,
+) -> String {
+    let parts = req.parts(default_host);
+    let mut out = Report::default();
+    out.field("request", format_args!("{} {}", req.method, req.uri));
+    let host = request_host(&parts);
+    out.field("host", if host.is_empty() { "-" } else { &host });
+    let on_route = attached(shared, &parts);
+    let shared = on_route.as_ref().unwrap_or(shared);
+    match plan(shared, &parts) {
+        Plan::Bypass(reason, rule) => {
+            out.field("decision", "bypass");
+            out.field("rule", rule_name(rule));
+            out.field("cache-status", status_text(&reason.header()));
+        }
+        Plan::Invalidate(write) => explain_write(shared, &mut out, write).await,
+        Plan::Cache(cache) => explain_cache(shared, &mut out, &parts, cache).await,
+    }
+    out.finish()
+}
+
+/// When none of the layer's own rules matches the request but rules
+/// attached to an axum route (`route_rules`) that routes its path do, the
+/// layer's state with those rules, to plan with.
+fn attached<St: Store>(shared: &Shared<St>, parts: &Parts) -> Option<Shared<St>> {
+    let path = parts.uri.path();
+    if shared.rules.find(&parts.method, path).is_ok() {
+        return None;
+    }
+    let route = shared
+        .attached
+        .routes()
+        .into_iter()
+        .find(|route| route.rules.find(&parts.method, path).is_ok())?;
+    let mut on_route = shared.clone();
+    on_route.rules = route.rules;
+    Some(on_route)
+}
+
+fn rule_name(rule: &RuleTelemetry) -> &str {
+    match rule.name() {
+        "" => "none",
+        name => name,
+    }
+}
+
+fn status_text(value: &HeaderValue) -> String {
+    String::from_utf8_lossy(value.as_bytes()).into_owned()
+}
+
+/// A write: the tags it bumps once it succeeded, with their versions now
+/// (read without seeding: a tag nothing was cached under has none).
+async fn explain_write<St: Store>(shared: &Shared<St>, out: &mut Report, write: WriteRequest) {
+    out.field("decision", "invalidate");
+    out.field("rule", rule_name(&write.rule));
+    let uri = uri_tag_of(shared, &write.host, &write.path);
+    let tags: Vec<Tag> = write.rule_tags.iter().cloned().chain(uri.clone()).collect();
+    let versions = if tags.is_empty() {
+        Ok(Vec::new())
+    } else {
+        shared.store.versions(&tags).await
+    };
+    let version = |i: usize| match &versions {
+        Ok(v) => v.get(i).cloned().flatten().map_or("-".to_owned(), show),
+        Err(_) => "unknown".to_owned(),
+    };
+    for (i, tag) in write.rule_tags.iter().enumerate() {
+        out.field("invalidates", format_args!("{tag} {}", version(i)));
+    }
+    if let Some(tag) = &uri {
+        out.field(
+            "invalidates-uri",
+            format_args!("{tag} {}", version(tags.len() - 1)),
+        );
+    }
+    if tags.is_empty() {
+        out.field("invalidates", "-");
+    }
+    if let Err(err) = &versions {
+        out.field("store-error", err);
+    }
+    // What a successful write answers: `invalidated`, or `method` when it
+    // bumps nothing.
+    let reason = if tags.is_empty() {
+        Reason::Method
+    } else {
+        Reason::Invalidated
+    };
+    out.field("cache-status", status_text(&reason.header()));
+}
+
+/// A cached route: the key, one lookup, and what a request would get.
+async fn explain_cache<St: Store>(
+    shared: &Shared<St>,
+    out: &mut Report,
+    parts: &Parts,
+    plan: CacheRequest,
+) {
+    out.field("decision", "cache");
+    out.field("rule", &plan.rule.name);
+    out.field("route", &plan.rule.pattern);
+    out.field("rule-ttl", secs_ms(millis(plan.rule.ttl)));
+    out.field("static-digest", plan.key.static_hex());
+    // The lookup a request would make: it seeds missing versions, as the
+    // next request would, and reads the entry under the current ones.
+    let lookup = match shared.store.lookup(&plan.key).await {
+        Ok(lookup) => lookup,
+        Err(err) => {
+            for tag in plan.key.tags() {
+                out.field("tag", format_args!("{tag} unknown"));
+            }
+            out.field("store-error", &err);
+            let reason = Reason::from_store_error(&err);
+            out.field("cache-status", status_text(&reason.header()));
+            return;
+        }
+    };
+    let mut versions = lookup.versions.iter().cloned().map(show);
+    out.field("epoch", versions.next().unwrap_or_default());
+    for tag in plan.key.tags() {
+        out.field(
+            "tag",
+            format_args!("{tag} {}", versions.next().unwrap_or_default()),
+        );
+    }
+    out.field("entry-key", lookup.entry_key.as_str());
+    match lookup.entry.clone().map(CachedResponse::decode) {
+        None => out.field("entry", "none"),
+        Some(None) => out.field("entry", "unreadable"),
+        Some(Some(entry)) => entry_fields(out, &entry),
+    }
+    let status = match sort(&plan, &parts.headers, lookup.entry_key, lookup.entry) {
+        Found::Fresh(_) => status_text(&hit_status()),
+        Found::Miss { fwd, .. } => format!("tower-tagged-cache; fwd={}", fwd.as_str()),
+    };
+    out.field("cache-status", status);
+}
+
+/// What a stored entry says about itself: metadata only, never its body or
+/// header values (they may be one user's data).
+fn entry_fields(out: &mut Report, entry: &CachedResponse) {
+    let now = now_ms();
+    let age = entry.age_ms(now);
+    let expires = entry.stored_at_ms.saturating_add(millis(entry.ttl));
+    out.field("entry", "stored");
+    out.field("entry-status", entry.status.as_u16());
+    out.field(
+        "entry-stored-at",
+        httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(entry.stored_at_ms)),
+    );
+    out.field("entry-age", secs_ms(age));
+    out.field(
+        "entry-fresh-left",
+        secs_ms(millis(entry.freshness).saturating_sub(age)),
+    );
+    out.field("entry-ttl-left", secs_ms(expires.saturating_sub(now)));
+    let vary: Vec<&str> = entry.vary.iter().map(|(name, _)| name.as_str()).collect();
+    out.field(
+        "entry-vary",
+        if vary.is_empty() {
+            "-".to_owned()
+        } else {
+            vary.join(", ")
+        },
+    );
+}
+
+fn show(version: Version) -> String {
+    word(&version.to_string())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,365 @@
+//! Rules written where the routes are: rules attached to an axum route take
+//! its pattern from axum's `MatchedPath` (feature `axum`), and the layer's own
+//! rules can be checked at start-up against the routes the app declares.
+
+use std::sync::{PoisonError, RwLock};
+
+use super::{TaggedCacheLayer, layer::ListedRule};
+use crate::{rules::RuleTable, store::Store, telemetry};
+
+/// The rules attached to axum routes through one layer, as compiled on each
+/// route's first request, for the admin service to list and explain beside
+/// the layer's own rules.
+#[derive(Default)]
+pub(crate) struct AttachedRules(RwLock<Vec<AttachedRoute>>);
+
+/// The rules attached to one route.
+#[derive(Clone)]
+pub(crate) struct AttachedRoute {
+    /// The rules on the route's full pattern (axum's `MatchedPath`).
+    pub(crate) rules: RuleTable,
+    pub(crate) listed: Vec<ListedRule>,
+}
+
+impl AttachedRules {
+    /// Every route seen so far, in the order first seen.
+    pub(crate) fn routes(&self) -> Vec<AttachedRoute> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    #[cfg(feature = "axum")]
+    fn add(&self, route: AttachedRoute) {
+        self.0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(route);
+    }
+}
+
+impl<St: Store> TaggedCacheLayer<St> {
+    /// The rules of this layer whose route pattern matches none of `routes`
+    /// (the app's route patterns, in the same syntax), each as
+    /// `"METHOD pattern"`, and logged as a warning: a rule for `/post/{id}`
+    /// on an app that routes `/posts/{id}` would otherwise pass every
+    /// request through with `detail=no-rule`, silently. Call it at start-up.
+    /// A rule matches a route when a path the rule matches is routed there,
+    /// so parameter names may differ and a static rule (`/users/me`) may sit
+    /// under a parameter route (`/users/{id}`).
+    ///
+    /// With axum, rules attached to the route itself
+    /// ([`route_rules`](Self::route_rules)) cannot miss their route.
+    ///
+    /// ```
+    /// use tower_tagged_cache::{CacheRule, MemoryStore, TaggedCacheLayer};
+    ///
+    /// # fn main() -> Result<(), tower_tagged_cache::ConfigError> {
+    /// let layer = TaggedCacheLayer::new(MemoryStore::new())
+    ///     .rule(CacheRule::get("/post/{id}").tags(["Post:{id}"]))?
+    ///     .rule(CacheRule::get("/users/{id}").tags(["User:{id}"]))?;
+    /// let routes = ["/posts/{id}", "/users/{user_id}"];
+    /// assert_eq!(layer.unmatched_rules(routes), ["GET /post/{id}"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn unmatched_rules<'r>(&self, routes: impl IntoIterator<Item = &'r str>) -> Vec<String> {
+        let unmatched = self.shared.rules.unmatched(routes);
+        for rule in &unmatched {
+            telemetry::unmatched_rule(rule);
+        }
+        unmatched
+    }
+}
+
+#[cfg(feature = "axum")]
+pub use self::attached::{RouteCache, RouteRulesLayer};
+
+#[cfg(feature = "axum")]
+mod attached {
+    use std::{
+        collections::HashMap,
+        fmt,
+        sync::{Arc, PoisonError, RwLock},
+        task::{Context, Poll, Waker},
+    };
+
+    use axum::extract::{FromRequestParts, MatchedPath, OriginalUri, RawPathParams};
+    use http::{Request, Response, request::Parts};
+    use http_body::Body;
+    use tower_layer::Layer;
+    use tower_service::Service;
+
+    use super::super::{
+        Reason, ResponseBody, Shared, TaggedCacheLayer,
+        future::ResponseFuture,
+        layer::ListedRule,
+        plan::{Plan, plan_found},
+        service::dispatch,
+    };
+    use super::AttachedRoute;
+    use crate::{
+        error::ConfigError,
+        rules::{Rule, RuleTable},
+        store::{DefaultStore, Store},
+        telemetry,
+    };
+
+    impl<St: Store> TaggedCacheLayer<St> {
+        /// A layer for one axum route (`.route_layer(..)` on its method
+        /// router, or `.layer(..)`) that applies `rules` on that route:
+        /// rules made with [`CacheRule::matched`](crate::CacheRule::matched)
+        /// and [`WriteRule::matched`](crate::WriteRule::matched), whose
+        /// pattern is the route's (axum's `MatchedPath`), so it is written
+        /// once, where the route is declared, and cannot drift from it. Rules
+        /// of both kinds together are written `Rule::from(..)`.
+        /// Everything else is this layer's: its store, deadline, circuit
+        /// breaker, single-flight, namespace and model registry (the
+        /// handler's `Extension<Invalidator>`).
+        ///
+        /// The rules are checked against the route on its first request: a
+        /// tag placeholder that names no parameter of the route is logged as
+        /// an error and the route's requests pass through uncached with
+        /// `cache-status: tower-tagged-cache; fwd=bypass; detail=bad-rule`.
+        /// A request without a `MatchedPath` (the layer outside an axum
+        /// router) passes through with `detail=no-rule`.
+        ///
+        /// ```
+        /// use axum::{Router, routing::get};
+        /// use http::Method;
+        /// use tower_tagged_cache::{CacheRule, MemoryStore, Rule, TaggedCacheLayer, WriteRule};
+        ///
+        /// # async fn show_user() -> &'static str { "" }
+        /// # async fn update_user() -> &'static str { "" }
+        /// # fn main() -> Result<(), tower_tagged_cache::ConfigError> {
+        /// let cache = TaggedCacheLayer::new(MemoryStore::new());
+        /// let app: Router = Router::new().route(
+        ///     "/users/{id}",
+        ///     get(show_user).put(update_user).route_layer(cache.route_rules([
+        ///         Rule::from(CacheRule::matched().tags(["User:{id}"])),
+        ///         Rule::from(WriteRule::matched(Method::PUT).invalidates(["User:{id}"])),
+        ///     ])?),
+        /// );
+        /// # Ok(()) }
+        /// ```
+        ///
+        /// # Errors
+        ///
+        /// When a rule was made with a pattern of its own (`CacheRule::get`):
+        /// those belong on the layer itself ([`rule`](Self::rule)).
+        pub fn route_rules<I, R>(&self, rules: I) -> Result<RouteRulesLayer<St>, ConfigError>
+        where
+            I: IntoIterator<Item = R>,
+            R: Into<Rule>,
+        {
+            let rules: Vec<Rule> = rules.into_iter().map(Into::into).collect();
+            if let Some(rule) = rules.iter().find(|r| !r.pattern().is_empty()) {
+                return Err(ConfigError::new(format!(
+                    "rule {}: route_rules takes rules made with matched(..), which take the \
+                     route's pattern; add rules with a pattern of their own with \
+                     TaggedCacheLayer::rule",
+                    rule.pattern()
+                )));
+            }
+            Ok(RouteRulesLayer {
+                rules: Arc::new(RouteRules {
+                    base: self.shared.clone(),
+                    rules,
+                    by_route: RwLock::default(),
+                }),
+            })
+        }
+    }
+
+    /// [`Layer`] that applies rules on the axum route it is attached to.
+    /// Made by [`TaggedCacheLayer::route_rules`].
+    #[must_use]
+    pub struct RouteRulesLayer<St = DefaultStore> {
+        rules: Arc<RouteRules<St>>,
+    }
+
+    impl<St> Clone for RouteRulesLayer<St> {
+        fn clone(&self) -> Self {
+            Self {
+                rules: self.rules.clone(),
+            }
+        }
+    }
+
+    impl<St> fmt::Debug for RouteRulesLayer<St> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("RouteRulesLayer")
+                .field("rules", &self.rules.rules)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl<S, St> Layer<S> for RouteRulesLayer<St> {
+        type Service = RouteCache<S, St>;
+
+        fn layer(&self, inner: S) -> Self::Service {
+            RouteCache {
+                inner,
+                rules: self.rules.clone(),
+            }
+        }
+    }
+
+    /// The rules of one layer, compiled per route pattern they are used on
+    /// (one entry per route of the app: `MatchedPath` values are patterns).
+    struct RouteRules<St> {
+        base: Arc<Shared<St>>,
+        rules: Vec<Rule>,
+        by_route: RwLock<HashMap<Arc<str>, OnRoute<St>>>,
+    }
+
+    /// The layer's state with the rules compiled for one route; `None`
+    /// when they do not fit it.
+    type OnRoute<St> = Option<Arc<Shared<St>>>;
+
+    impl<St: Clone> RouteRules<St> {
+        fn on_route(&self, route: &MatchedPath) -> OnRoute<St> {
+            let pattern = route.as_str();
+            let read = self.by_route.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(found) = read.get(pattern) {
+                return found.clone();
+            }
+            drop(read);
+            let compiled = self.compile(pattern);
+            let mut write = self
+                .by_route
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            write.entry(pattern.into()).or_insert(compiled).clone()
+        }
+
+        fn compile(&self, pattern: &str) -> OnRoute<St> {
+            let mut table = RuleTable::default();
+            let mut listed = Vec::with_capacity(self.rules.len());
+            for rule in &self.rules {
+                let added = rule
+                    .clone()
+                    .with_pattern(pattern)
+                    .compile()
+                    .and_then(|compiled| {
+                        listed.push(ListedRule::of(&compiled));
+                        table.insert(compiled)
+                    });
+                if let Err(err) = added {
+                    telemetry::rules_do_not_fit(pattern, &err);
+                    return None;
+                }
+            }
+            self.base.attached.add(AttachedRoute {
+                rules: table.clone(),
+                listed,
+            });
+            let mut shared = Shared::clone(&self.base);
+            shared.rules = table;
+            Some(Arc::new(shared))
+        }
+    }
+
+    /// Middleware that applies rules on the axum route it wraps. Made by
+    /// [`RouteRulesLayer`].
+    pub struct RouteCache<S, St = DefaultStore> {
+        inner: S,
+        rules: Arc<RouteRules<St>>,
+    }
+
+    impl<S: Clone, St> Clone for RouteCache<S, St> {
+        fn clone(&self) -> Self {
+            Self {
+                inner: self.inner.clone(),
+                rules: self.rules.clone(),
+            }
+        }
+    }
+
+    impl<S: fmt::Debug, St> fmt::Debug for RouteCache<S, St> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("RouteCache")
+                .field("inner", &self.inner)
+                .field("rules", &self.rules.rules)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for RouteCache<S, St>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        St: Store,
+        ReqBody: Send + 'static,
+        ResBody: Body + Send + 'static,
+    {
+        type Response = Response<ResponseBody<ResBody>>;
+        type Error = S::Error;
+        type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+        #[inline]
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+            let (mut parts, body) = req.into_parts();
+            let base = &self.rules.base;
+            let Some(route) = parts.extensions.get::<MatchedPath>().cloned() else {
+                let plan = Plan::Bypass(Reason::NoRule, &base.no_rule);
+                return dispatch(
+                    base,
+                    &mut self.inner,
+                    Request::from_parts(parts, body),
+                    plan,
+                );
+            };
+            let Some(shared) = self.rules.on_route(&route) else {
+                let plan = Plan::Bypass(Reason::BadRule, &base.no_rule);
+                return dispatch(
+                    base,
+                    &mut self.inner,
+                    Request::from_parts(parts, body),
+                    plan,
+                );
+            };
+            let raw = path_params(&mut parts);
+            let params: Vec<(&str, &str)> = raw.iter().flat_map(|p| p.iter()).collect();
+            let found = shared.rules.find_matched(&parts.method, &params);
+            // Keys and per-URI tags use the URI the client sent: inside a
+            // nested router the path has lost its prefix (which the pattern
+            // keeps), and the admin service explains full paths. The inner
+            // service still gets the request as axum handed it over.
+            let nested = parts
+                .extensions
+                .get::<OriginalUri>()
+                .filter(|original| original.0 != parts.uri)
+                .map(|original| original.0.clone())
+                .map(|original| std::mem::replace(&mut parts.uri, original));
+            let plan = plan_found(&shared, &parts, found);
+            if let Some(uri) = nested {
+                parts.uri = uri;
+            }
+            dispatch(
+                &shared,
+                &mut self.inner,
+                Request::from_parts(parts, body),
+                plan,
+            )
+        }
+    }
+
+    /// The path parameters axum's router found, percent-decoded; `None` when
+    /// there are none or one is not UTF-8 (a rule that needs it then
+    /// bypasses with `detail=bad-path`).
+    fn path_params(parts: &mut Parts) -> Option<RawPathParams> {
+        // The extractor only reads the request's extensions: it is ready on
+        // its first poll.
+        let extract = std::pin::pin!(RawPathParams::from_request_parts(parts, &()));
+        match extract.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(params)) => Some(params),
+            _ => None,
+        }
+    }
+}
