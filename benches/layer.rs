@@ -12,7 +12,7 @@
 mod support;
 
 #[allow(unreachable_pub, missing_docs)]
-#[path = "../examples/quickstart.rs"]
+#[path = "../examples/quickstart/quickstart.rs"]
 mod quickstart;
 
 use std::{

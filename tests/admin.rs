@@ -5,7 +5,7 @@
 mod support;
 
 #[allow(unreachable_pub)]
-#[path = "../examples/quickstart.rs"]
+#[path = "../examples/quickstart/quickstart.rs"]
 mod quickstart;
 
 use std::{net::SocketAddr, process::Output};

@@ -3,7 +3,7 @@
 mod support;
 
 #[allow(unreachable_pub)]
-#[path = "../examples/quickstart.rs"]
+#[path = "../examples/quickstart/quickstart.rs"]
 mod quickstart;
 
 use http::{Method, StatusCode};

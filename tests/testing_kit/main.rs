@@ -8,7 +8,7 @@
 mod support;
 
 #[allow(unreachable_pub)]
-#[path = "../../examples/quickstart.rs"]
+#[path = "../../examples/quickstart/quickstart.rs"]
 mod quickstart;
 
 #[allow(unreachable_pub)]
