@@ -43,6 +43,15 @@ pub(super) async fn explain<St: Store>(
             out.field("decision", "bypass");
             out.field("rule", rule_name(rule));
             out.field("cache-status", status_text(&reason.header()));
+            if on_route.is_none() && shared.attached.may_have_unseen() {
+                // Rules attached to an axum route are learnt from the route's
+                // first request: this one may go to a route not seen yet.
+                out.field(
+                    "note",
+                    "rules attached to axum routes are known once their route served a \
+                     request; a route not seen yet may cache this request",
+                );
+            }
         }
         Plan::Invalidate(write) => explain_write(shared, &mut out, write).await,
         Plan::Cache(cache) => explain_cache(shared, &mut out, &parts, cache).await,
@@ -50,19 +59,15 @@ pub(super) async fn explain<St: Store>(
     out.finish()
 }
 
-/// When none of the layer's own rules matches the request but rules
-/// attached to an axum route (`route_rules`) that routes its path do, the
-/// layer's state with those rules, to plan with.
+/// When none of the layer's own rules matches the request but it goes to an
+/// axum route with rules attached (`route_rules`), found as axum routes it,
+/// the layer's state with that route's rules, to plan with.
 fn attached<St: Store>(shared: &Shared<St>, parts: &Parts) -> Option<Shared<St>> {
     let path = parts.uri.path();
     if shared.rules.find(&parts.method, path).is_ok() {
         return None;
     }
-    let route = shared
-        .attached
-        .routes()
-        .into_iter()
-        .find(|route| route.rules.find(&parts.method, path).is_ok())?;
+    let route = shared.attached.find(path)?;
     let mut on_route = shared.clone();
     on_route.rules = route.rules;
     Some(on_route)
@@ -175,10 +180,7 @@ fn entry_fields(out: &mut Report, entry: &CachedResponse) {
     let expires = entry.stored_at_ms.saturating_add(millis(entry.ttl));
     out.field("entry", "stored");
     out.field("entry-status", entry.status.as_u16());
-    out.field(
-        "entry-stored-at",
-        httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_millis(entry.stored_at_ms)),
-    );
+    out.field("entry-stored-at", http_date(entry.stored_at_ms));
     out.field("entry-age", secs_ms(age));
     out.field(
         "entry-fresh-left",
@@ -196,10 +198,39 @@ fn entry_fields(out: &mut Report, entry: &CachedResponse) {
     );
 }
 
+/// `ms` since the Unix epoch as an HTTP date; `-` for a time an HTTP date
+/// cannot carry (the stored bytes are untrusted: it may be anything).
+fn http_date(ms: u64) -> String {
+    /// 9999-12-31T23:59:59Z, the last second an HTTP date can name.
+    const LAST_MS: u64 = 253_402_300_799_999;
+    match UNIX_EPOCH.checked_add(Duration::from_millis(ms)) {
+        Some(at) if ms <= LAST_MS => httpdate::fmt_http_date(at),
+        _ => "-".to_owned(),
+    }
+}
+
 fn show(version: Version) -> String {
     word(&version.to_string())
 }
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_times_an_http_date_cannot_carry_are_shown_as_unknown() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(
+            http_date(253_402_300_799_999),
+            "Fri, 31 Dec 9999 23:59:59 GMT"
+        );
+        // From untrusted bytes: year 9999 and past, and the far end of u64.
+        for ms in [253_402_300_800_000, 300_000_000_000_000, u64::MAX] {
+            assert_eq!(http_date(ms), "-", "{ms}");
+        }
+    }
 }

@@ -21,9 +21,9 @@
 //!
 //! Every answer is `text/plain`, one `field: value` per line (control
 //! characters escaped, so a value never spans two lines), with
-//! `cache-control: no-store`. Routes answer `GET` and `HEAD`; other routes
-//! are `404`, other methods `405`, a bad query `400`; error bodies read
-//! `error: <why>`.
+//! `cache-control: no-store`. Only `GET` and `HEAD` are answered (any other
+//! method is `405`, whatever the path); other paths are `404`, a bad query
+//! `400`; error bodies read `error: <why>`.
 //!
 //! | route | answers |
 //! |---|---|
@@ -91,7 +91,9 @@
 //! tell; see [`StoreStats`](crate::store::StoreStats) for what each store
 //! puts there) or `store-error`, and `store-breaker` (`open` or `closed`)
 //! with `store-failures-in-a-row`, as requests left them (the stats call
-//! goes through the same deadline and breaker, and counts toward it).
+//! has the same deadline but leaves the breaker alone: a store that refuses
+//! `INFO` does not switch the cache off, and one that answers it does not
+//! close a breaker that lookups opened).
 //!
 //! # Example
 //!

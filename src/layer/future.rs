@@ -22,8 +22,17 @@ pin_project! {
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         kind: Kind<F, B, E>,
+        // Made by a layer for rules attached to an axum route: the response
+        // says so to a layer around it (see `OnRoute`).
+        on_route: bool,
     }
 }
+
+/// In the extensions of a response that a layer for rules attached to an
+/// axum route answered: a layer of this crate around it (on the whole
+/// router) then adds no `cache-status` member of its own, one per cache.
+#[derive(Debug, Clone, Copy)]
+struct OnRoute;
 
 pin_project! {
     #[project = KindProj]
@@ -46,6 +55,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
                 fut,
                 status: Some(status),
             },
+            on_route: false,
         }
     }
 
@@ -54,7 +64,15 @@ impl<F, B, E> ResponseFuture<F, B, E> {
     ) -> Self {
         Self {
             kind: Kind::Boxed { fut: Box::pin(fut) },
+            on_route: false,
         }
+    }
+
+    /// The same future, for a layer of rules attached to an axum route.
+    #[cfg(feature = "axum")]
+    pub(crate) fn on_route(mut self) -> Self {
+        self.on_route = true;
+        self
     }
 }
 
@@ -65,16 +83,24 @@ where
     type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
+        let this = self.project();
+        let mut res = match this.kind.project() {
             KindProj::Passthrough { fut, status } => {
                 let mut res = ready!(fut.poll(cx))?.map(ResponseBody::inner);
-                if let Some(status) = status.take() {
+                // A layer for rules attached to the route, inside this one,
+                // already said what happened: one member per cache.
+                let said = res.extensions().get::<OnRoute>().is_some();
+                if let Some(status) = status.take().filter(|_| !said) {
                     res.headers_mut().append(CACHE_STATUS, status);
                 }
-                Poll::Ready(Ok(res))
+                res
             }
-            KindProj::Boxed { fut } => fut.as_mut().poll(cx),
+            KindProj::Boxed { fut } => ready!(fut.as_mut().poll(cx))?,
+        };
+        if *this.on_route {
+            res.extensions_mut().insert(OnRoute);
         }
+        Poll::Ready(Ok(res))
     }
 }
 

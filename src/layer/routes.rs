@@ -2,21 +2,42 @@
 //! its pattern from axum's `MatchedPath` (feature `axum`), and the layer's own
 //! rules can be checked at start-up against the routes the app declares.
 
-use std::sync::{PoisonError, RwLock};
+use std::sync::{
+    PoisonError, RwLock,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use super::{TaggedCacheLayer, layer::ListedRule};
 use crate::{rules::RuleTable, store::Store, telemetry};
 
 /// The rules attached to axum routes through one layer, as compiled on each
-/// route's first request, for the admin service to list and explain beside
-/// the layer's own rules.
+/// route's first request: what the admin service lists and explains beside
+/// the layer's own rules, and what writes check before they skip a per-URI
+/// bump (`invalidate_unnamed_routes(false)`).
 #[derive(Default)]
-pub(crate) struct AttachedRules(RwLock<Vec<AttachedRoute>>);
+pub(crate) struct AttachedRules {
+    routes: RwLock<Routes>,
+    /// How many `route_rules` layers were made: their routes are known only
+    /// once each served a request.
+    layers: AtomicUsize,
+}
+
+/// The routes, one per pattern (a route attached again, by a router built
+/// again, replaces the one before), and a router over their patterns that
+/// finds a path's route as axum does (a static segment before a
+/// parameter).
+#[derive(Default)]
+struct Routes {
+    routes: Vec<AttachedRoute>,
+    router: matchit::Router<usize>,
+}
 
 /// The rules attached to one route.
 #[derive(Clone)]
 pub(crate) struct AttachedRoute {
-    /// The rules on the route's full pattern (axum's `MatchedPath`).
+    /// The route's full pattern (axum's `MatchedPath`).
+    pattern: String,
+    /// The rules on that pattern.
     pub(crate) rules: RuleTable,
     pub(crate) listed: Vec<ListedRule>,
 }
@@ -24,18 +45,51 @@ pub(crate) struct AttachedRoute {
 impl AttachedRules {
     /// Every route seen so far, in the order first seen.
     pub(crate) fn routes(&self) -> Vec<AttachedRoute> {
-        self.0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.read().routes.clone()
+    }
+
+    /// The route `path` is routed to, among those seen so far.
+    pub(crate) fn find(&self, path: &str) -> Option<AttachedRoute> {
+        let routes = self.read();
+        let found = routes.router.at(path).ok()?;
+        routes.routes.get(*found.value).cloned()
+    }
+
+    /// Whether a cache rule attached to a route seen so far matches `path`.
+    pub(crate) fn caches(&self, path: &str) -> bool {
+        let routes = self.read();
+        routes
+            .router
+            .at(path)
+            .is_ok_and(|m| routes.routes[*m.value].rules.caches(path))
+    }
+
+    /// Whether some `route_rules` layer has routes not seen yet (or ever).
+    pub(crate) fn may_have_unseen(&self) -> bool {
+        self.layers.load(Ordering::Relaxed) > 0
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Routes> {
+        self.routes.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     #[cfg(feature = "axum")]
     fn add(&self, route: AttachedRoute) {
-        self.0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(route);
+        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        // The same pattern again: the newer rules replace the older.
+        if let Some(i) = routes
+            .routes
+            .iter()
+            .position(|r| r.pattern == route.pattern)
+        {
+            routes.routes[i] = route;
+            return;
+        }
+        let i = routes.routes.len();
+        // A pattern matchit refuses next to those before (a router built
+        // again with other parameter names) is listed, not explained.
+        let _ = routes.router.insert(route.pattern.as_str(), i);
+        routes.routes.push(route);
     }
 }
 
@@ -50,7 +104,7 @@ impl<St: Store> TaggedCacheLayer<St> {
     /// under a parameter route (`/users/{id}`).
     ///
     /// With axum, rules attached to the route itself
-    /// ([`route_rules`](Self::route_rules)) cannot miss their route.
+    /// (`route_rules`, feature `axum`) cannot miss their route.
     ///
     /// ```
     /// use tower_tagged_cache::{CacheRule, MemoryStore, TaggedCacheLayer};
@@ -80,7 +134,7 @@ mod attached {
     use std::{
         collections::HashMap,
         fmt,
-        sync::{Arc, PoisonError, RwLock},
+        sync::{Arc, OnceLock, PoisonError, RwLock, atomic::Ordering},
         task::{Context, Poll, Waker},
     };
 
@@ -124,6 +178,13 @@ mod attached {
         /// A request without a `MatchedPath` (the layer outside an axum
         /// router) passes through with `detail=no-rule`.
         ///
+        /// It takes the layer as it is when called: configure the layer
+        /// (deadline, circuit breaker, namespace, body limit) first. The
+        /// layer itself may also wrap the whole router (for its own rules,
+        /// per-URI invalidation and the handlers' `Invalidator`): on a route
+        /// whose attached rules answered, it adds no `cache-status` of its
+        /// own, and counts the request as one no rule of its own matched.
+        ///
         /// ```
         /// use axum::{Router, routing::get};
         /// use http::Method;
@@ -161,6 +222,7 @@ mod attached {
                     rule.pattern()
                 )));
             }
+            self.shared.attached.layers.fetch_add(1, Ordering::Relaxed);
             Ok(RouteRulesLayer {
                 rules: Arc::new(RouteRules {
                     base: self.shared.clone(),
@@ -201,6 +263,7 @@ mod attached {
             RouteCache {
                 inner,
                 rules: self.rules.clone(),
+                seen: Arc::default(),
             }
         }
     }
@@ -225,12 +288,19 @@ mod attached {
                 return found.clone();
             }
             drop(read);
-            let compiled = self.compile(pattern);
+            // Compiled under the lock, once per route even when its first
+            // requests race (each compile registers the route with the
+            // admin service).
             let mut write = self
                 .by_route
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
-            write.entry(pattern.into()).or_insert(compiled).clone()
+            if let Some(found) = write.get(pattern) {
+                return found.clone();
+            }
+            let compiled = self.compile(pattern);
+            write.insert(pattern.into(), compiled.clone());
+            compiled
         }
 
         fn compile(&self, pattern: &str) -> OnRoute<St> {
@@ -251,6 +321,7 @@ mod attached {
                 }
             }
             self.base.attached.add(AttachedRoute {
+                pattern: pattern.to_owned(),
                 rules: table.clone(),
                 listed,
             });
@@ -265,6 +336,10 @@ mod attached {
     pub struct RouteCache<S, St = DefaultStore> {
         inner: S,
         rules: Arc<RouteRules<St>>,
+        /// The route this service wraps and its compiled rules, once seen:
+        /// axum makes one service per route, so later requests skip the
+        /// per-route map.
+        seen: Arc<OnceLock<(Arc<str>, OnRoute<St>)>>,
     }
 
     impl<S: Clone, St> Clone for RouteCache<S, St> {
@@ -272,6 +347,7 @@ mod attached {
             Self {
                 inner: self.inner.clone(),
                 rules: self.rules.clone(),
+                seen: self.seen.clone(),
             }
         }
     }
@@ -313,16 +389,26 @@ mod attached {
                     &mut self.inner,
                     Request::from_parts(parts, body),
                     plan,
-                );
+                )
+                .on_route();
             };
-            let Some(shared) = self.rules.on_route(&route) else {
+            let on_route = match self.seen.get() {
+                Some((pattern, on_route)) if **pattern == *route.as_str() => on_route.clone(),
+                _ => {
+                    let on_route = self.rules.on_route(&route);
+                    let _ = self.seen.set((route.as_str().into(), on_route.clone()));
+                    on_route
+                }
+            };
+            let Some(shared) = on_route else {
                 let plan = Plan::Bypass(Reason::BadRule, &base.no_rule);
                 return dispatch(
                     base,
                     &mut self.inner,
                     Request::from_parts(parts, body),
                     plan,
-                );
+                )
+                .on_route();
             };
             let raw = path_params(&mut parts);
             let params: Vec<(&str, &str)> = raw.iter().flat_map(|p| p.iter()).collect();
@@ -347,6 +433,7 @@ mod attached {
                 Request::from_parts(parts, body),
                 plan,
             )
+            .on_route()
         }
     }
 

@@ -89,8 +89,9 @@ where
 /// bumps, if any: when unsafe requests invalidate at all, and only for URIs
 /// something may be stored under unless every URI is bumped (the default).
 pub(crate) fn uri_tag_of<St>(shared: &Shared<St>, host: &str, path: &str) -> Option<Tag> {
-    (shared.invalidate_unsafe && (shared.invalidate_unnamed || shared.rules.caches(path)))
-        .then(|| uri_tag(host, path))
+    let cached =
+        || shared.invalidate_unnamed || shared.rules.caches(path) || shared.attached.caches(path);
+    (shared.invalidate_unsafe && cached()).then(|| uri_tag(host, path))
 }
 
 /// The path a `Location` or `Content-Location` value points to, when it is

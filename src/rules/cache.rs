@@ -59,7 +59,7 @@ impl CacheRule {
     /// Caches `GET` (and answers `HEAD`) on the axum route the rule is
     /// attached to, whose pattern (its `MatchedPath`) the rule takes: the
     /// pattern is written once, where the route is declared. Attach it with
-    /// [`TaggedCacheLayer::route_rules`](crate::TaggedCacheLayer::route_rules)
+    /// `TaggedCacheLayer::route_rules`
     /// (feature `axum`); tag placeholders name the route's parameters.
     ///
     /// ```

@@ -41,7 +41,7 @@ impl WriteRule {
     /// Bumps tags after a successful `method` request on the axum route the
     /// rule is attached to, whose pattern (its `MatchedPath`) the rule takes.
     /// Attach it with
-    /// [`TaggedCacheLayer::route_rules`](crate::TaggedCacheLayer::route_rules)
+    /// `TaggedCacheLayer::route_rules`
     /// (feature `axum`).
     ///
     /// ```

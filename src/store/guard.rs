@@ -179,8 +179,11 @@ impl<St: Store> Guarded<St> {
             .await
     }
 
+    /// The store's figures, under the deadline only: an admin's poll neither
+    /// trips nor closes the breaker the requests depend on (a store may
+    /// refuse `INFO` yet serve lookups, or the reverse).
     pub(crate) async fn stats(&self) -> Result<StoreStats, Error> {
-        self.call(Op::Stats, self.store.stats()).await
+        deadline(Op::Stats, self.timeout, self.store.stats()).await
     }
 }
 

@@ -53,9 +53,6 @@ struct Inner {
     prefix: String,
     entry_prefix: String,
     max_bytes: u64,
-    /// Lookups that found an entry, and that did not (for `stats`).
-    hits: AtomicU64,
-    misses: AtomicU64,
     /// Entries evicted for the byte budget.
     evictions: Arc<AtomicU64>,
 }
@@ -150,8 +147,6 @@ impl MemoryStoreBuilder {
                 entry_prefix: key::entry_key_prefix(&self.prefix),
                 prefix: self.prefix,
                 max_bytes: self.max_bytes,
-                hits: AtomicU64::new(0),
-                misses: AtomicU64::new(0),
                 evictions,
             }),
         }
@@ -248,12 +243,6 @@ impl Store for MemoryStore {
             .get(entry_key.as_str())
             .filter(|stored| clock::now_ms() < stored.expires_at_ms)
             .map(|stored| stored.bytes);
-        let counter = if entry.is_some() {
-            &self.inner.hits
-        } else {
-            &self.inner.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
         Ok(Lookup {
             entry_key,
             versions,
@@ -313,8 +302,10 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    /// Entries, versions, the bytes held and the byte budget, lookups that
-    /// found an entry or not, and entries evicted for the budget.
+    /// Entries, versions, the bytes held and the byte budget, and entries
+    /// evicted for the budget. Hits and misses are not kept here (a shared
+    /// counter written by every lookup would cost each hit): the layer's
+    /// own counters give them, per rule.
     async fn stats(&self) -> Result<StoreStats, Error> {
         let inner = &self.inner;
         inner.entries.run_pending_tasks();
@@ -325,8 +316,8 @@ impl Store for MemoryStore {
             keys: None,
             used_bytes: Some(inner.entries.weighted_size()),
             max_bytes: Some(inner.max_bytes),
-            hits: Some(inner.hits.load(Ordering::Relaxed)),
-            misses: Some(inner.misses.load(Ordering::Relaxed)),
+            hits: None,
+            misses: None,
             evictions: Some(inner.evictions.load(Ordering::Relaxed)),
         })
     }
@@ -337,7 +328,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn stats_count_entries_bytes_lookups_and_evictions() {
+    async fn stats_count_entries_bytes_and_evictions() {
         let store = MemoryStore::builder().max_bytes(4096).build();
         let empty = store.stats().await.unwrap();
         assert_eq!(empty.entries, Some(0));
@@ -360,7 +351,11 @@ mod tests {
         assert_eq!(stats.entries, Some(1));
         assert_eq!(stats.versions, Some(2), "the epoch and User:1");
         assert_eq!(stats.used_bytes, Some(weight as u64));
-        assert_eq!((stats.hits, stats.misses), (Some(1), Some(1)));
+        assert_eq!(
+            (stats.hits, stats.misses),
+            (None, None),
+            "the layer counts them"
+        );
         assert_eq!(stats.evictions, Some(0));
 
         // Entries past the byte budget are evicted, and counted.

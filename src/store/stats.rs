@@ -21,11 +21,8 @@
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StoreStats {
-    /// Stored responses (entries) held, reachable or not. [`MemoryStore`]:
-    /// its entries; [`RedisStore`]: unknown (counting them would scan).
-    ///
-    /// [`MemoryStore`]: crate::MemoryStore
-    /// [`RedisStore`]: crate::RedisStore
+    /// Stored responses (entries) held, reachable or not. `MemoryStore`:
+    /// its entries; `RedisStore`: unknown (counting them would scan).
     pub entries: Option<u64>,
     /// Tag versions held (the epoch included). `MemoryStore` only.
     pub versions: Option<u64>,
@@ -40,12 +37,13 @@ pub struct StoreStats {
     /// The byte budget. `MemoryStore`: its `max_bytes`; `RedisStore`:
     /// `maxmemory`, where `0` means no limit.
     pub max_bytes: Option<u64>,
-    /// Reads that found what they looked for. `MemoryStore`: lookups that
-    /// found an entry; `RedisStore`: every key read of the server that found
-    /// its key (`keyspace_hits`: versions, entries, other applications).
+    /// Reads that found what they looked for. `RedisStore`: every key read
+    /// of the server that found its key (`keyspace_hits`: versions, entries,
+    /// other applications). `MemoryStore`: unknown (the layer's own counters
+    /// give hits per rule, without a counter every lookup would write).
     pub hits: Option<u64>,
-    /// Reads that found nothing: lookups without an entry (`MemoryStore`),
-    /// key reads that missed (`RedisStore`, `keyspace_misses`).
+    /// Reads that found nothing: key reads that missed (`RedisStore`,
+    /// `keyspace_misses`).
     pub misses: Option<u64>,
     /// Entries (or keys) evicted to make room. `MemoryStore`: entries
     /// evicted for the byte budget; `RedisStore`: `evicted_keys`.
