@@ -2,11 +2,9 @@
 //! binary (`explain`, `stats`) over HTTP on loopback, on every store.
 #![cfg(feature = "cli")]
 
-mod support;
+use crate::support;
 
-#[allow(unreachable_pub)]
-#[path = "../examples/quickstart/quickstart.rs"]
-mod quickstart;
+use crate::quickstart_app as quickstart;
 
 use std::{net::SocketAddr, process::Output};
 

@@ -2,7 +2,7 @@
 //! script would use it: stdout, stderr and exit codes.
 #![cfg(feature = "cli")]
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Output};
 

@@ -1,7 +1,7 @@
 //! Behaviour that only shows over real HTTP/1.1 (hyper on loopback): trailers
 //! on the miss and hit paths, and nested axum routers sharing one store.
 
-mod support;
+use crate::support;
 
 use std::{
     convert::Infallible,

@@ -3,7 +3,7 @@
 //! Prometheus endpoint.
 #![cfg(all(feature = "metrics", feature = "memory", feature = "redis"))]
 
-mod support;
+use crate::support;
 
 #[allow(unreachable_pub)]
 #[path = "../examples/metrics.rs"]

@@ -3,11 +3,9 @@
 //! header, in front of an origin whose pages name the caller. Whatever the
 //! response's caching headers, no user ever receives a page made for another.
 
-mod support;
+use crate::support;
 
-#[allow(unreachable_pub)]
-#[path = "../examples/reverse_proxy.rs"]
-mod reverse_proxy;
+use crate::proxy_app as reverse_proxy;
 
 use std::time::Duration;
 

@@ -1,10 +1,8 @@
 //! The quickstart flow end to end, over real HTTP on loopback, on both stores.
 
-mod support;
+use crate::support;
 
-#[allow(unreachable_pub)]
-#[path = "../examples/quickstart/quickstart.rs"]
-mod quickstart;
+use crate::quickstart_app as quickstart;
 
 use http::{Method, StatusCode};
 use support::JsonReply;

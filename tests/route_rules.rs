@@ -4,7 +4,7 @@
 //! against the app's routes.
 #![cfg(feature = "axum")]
 
-mod support;
+use crate::support;
 
 use std::sync::{
     Arc,

@@ -1,6 +1,6 @@
 //! The tag-aware value cache and the model registry, on both stores.
 
-mod support;
+use crate::support;
 
 use std::{
     sync::{

@@ -7,7 +7,7 @@ use tower_tagged_cache::{MemoryStore, Store};
 
 use tower_tagged_cache::testing::conformance::util::{key, lookup, tag};
 
-use crate::support::Redis;
+use super::support::Redis;
 
 /// Leases on Redis: one holder at a time, given back only by their holder,
 /// kept for the TTL asked (`SET NX PX`).

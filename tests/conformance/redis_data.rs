@@ -8,7 +8,7 @@ use tower_tagged_cache::{RedisStore, Store};
 
 use tower_tagged_cache::testing::conformance::util::{key, lookup, payload, put, tag, version_of};
 
-use crate::support::{Redis, monitor};
+use super::support::{Redis, monitor};
 
 /// After `SCRIPT FLUSH` a lookup reloads the script and still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use tower_tagged_cache::{RedisStore, Store, Tag};
 
 use tower_tagged_cache::testing::conformance::util::{key, lookup, payload, put, tag, versions_of};
 
-use crate::support::{Redis, monitor};
+use super::support::{Redis, monitor};
 
 async fn client_addr(conn: &mut impl redis::aio::ConnectionLike) -> String {
     let info: String = redis::cmd("CLIENT")

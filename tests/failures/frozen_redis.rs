@@ -3,7 +3,7 @@
 //! within the store deadline and, once the breaker is open, without waiting
 //! on the store; caching resumes on the first successful probe.
 
-use crate::{quickstart, support};
+use super::{quickstart, support};
 use std::{
     sync::Arc,
     time::{Duration, Instant},

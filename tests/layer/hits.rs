@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_tagged_cache::{Store, testing::Call};
 
-use crate::{
+use super::{
     counting, fixture, get, origin, send, stack,
     support::{
         self,

@@ -27,7 +27,7 @@ use tower_tagged_cache::{
     testing::{Call, PausableStore},
 };
 
-use crate::{
+use super::{
     counting, fixture, get, origin, send, stack,
     support::{self, scripted::Scripted},
     user_rule,

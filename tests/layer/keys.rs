@@ -7,7 +7,7 @@ use tower_tagged_cache::{
     testing::{Call, PausableStore},
 };
 
-use crate::{counting, fixture, get, send, stack, support, user_rule};
+use super::{counting, fixture, get, send, stack, support, user_rule};
 
 async fn percent_encoded_params_share_the_tag<St: Store>(store: St) {
     let (store, calls, layer) = fixture(store);

@@ -16,7 +16,7 @@ use tower_tagged_cache::{
     testing::{Call, PausableStore},
 };
 
-use crate::{Inner, Seen, Svc, counting, gated_origin_first, get, send, stack, support, user_rule};
+use super::{Inner, Seen, Svc, counting, gated_origin_first, get, send, stack, support, user_rule};
 
 /// Two app servers A and B (two layers on one store, a 30 s lease on the
 /// user rule): sends `path` to A and waits until A's inner call runs (A took

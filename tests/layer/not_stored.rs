@@ -16,7 +16,7 @@ use tower_tagged_cache::{
     testing::{Call, PausableStore},
 };
 
-use crate::{
+use super::{
     fixture, get, origin, send, stack,
     support::{
         self,

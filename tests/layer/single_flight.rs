@@ -13,7 +13,7 @@ use tower_tagged_cache::{
     testing::{Call, PausableStore},
 };
 
-use crate::{Inner, Seen, gated_origin_first, get, send, stack, support, user_rule};
+use super::{Inner, Seen, gated_origin_first, get, send, stack, support, user_rule};
 
 /// An origin whose first call blocks until released; later calls answer at
 /// once. Returns the service, the call counter, "first call entered" and

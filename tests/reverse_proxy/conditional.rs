@@ -2,7 +2,7 @@
 
 use tower_tagged_cache::Store;
 
-use crate::{HIT, Proxy, STORED, get, support};
+use super::{HIT, Proxy, STORED, get, support};
 
 /// Hits answer conditional requests (item 5).
 async fn conditional_hits<St: Store>(store: St) {

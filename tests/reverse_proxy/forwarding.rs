@@ -2,7 +2,7 @@
 
 use tower_tagged_cache::Store;
 
-use crate::{Proxy, support};
+use super::{Proxy, support};
 
 /// Request and response bodies and headers pass through unchanged.
 async fn forwarding<St: Store>(store: St) {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tower_tagged_cache::Store;
 
-use crate::{HIT, Proxy, STORED, Step, get, support};
+use super::{HIT, Proxy, STORED, Step, get, support};
 
 /// Freshness comes from the response only (item 4).
 async fn freshness<St: Store>(store: St) {
@@ -179,13 +179,13 @@ async fn default_ttl_for_origins_that_state_none<St: Store>(store: St) {
 
 #[test]
 fn the_proxy_says_how_it_decides_freshness() {
-    let off = crate::reverse_proxy::freshness_policy(86_400, None);
+    let off = super::reverse_proxy::freshness_policy(86_400, None);
     assert!(
         off.contains("not stored") && off.contains("--default-ttl"),
         "{off}"
     );
     assert!(off.contains("86400 s"), "{off}");
-    let on = crate::reverse_proxy::freshness_policy(3600, Some(30));
+    let on = super::reverse_proxy::freshness_policy(3600, Some(30));
     assert!(on.contains("fresh for 30 s"), "{on}");
 }
 

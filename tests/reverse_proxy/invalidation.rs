@@ -2,7 +2,7 @@
 
 use tower_tagged_cache::Store;
 
-use crate::{HIT, Proxy, STORED, Step, get, support};
+use super::{HIT, Proxy, STORED, Step, get, support};
 
 /// Unsafe methods invalidate their URI and same-host Location /
 /// Content-Location (item 6).

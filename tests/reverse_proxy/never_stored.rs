@@ -2,7 +2,7 @@
 
 use tower_tagged_cache::Store;
 
-use crate::{HIT, Proxy, STORED, Step, get, support};
+use super::{HIT, Proxy, STORED, Step, get, support};
 
 /// What is never stored, and what never uses the cache (items 1-3).
 async fn never_stored<St: Store>(store: St) {

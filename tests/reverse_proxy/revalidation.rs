@@ -2,7 +2,7 @@
 
 use tower_tagged_cache::Store;
 
-use crate::{HIT, Proxy, STORED, Step, get, support};
+use super::{HIT, Proxy, STORED, Step, get, support};
 
 /// Stale responses with a validator are revalidated; `304` refreshes them
 /// (item 5).

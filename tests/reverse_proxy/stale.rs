@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tower_tagged_cache::Store;
 
-use crate::{Proxy, STORED, get, support};
+use super::{Proxy, STORED, get, support};
 
 /// A stale copy stands in for an unreachable origin, unless the stored
 /// response demands revalidation; an origin error is passed on unless the

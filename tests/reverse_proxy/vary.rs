@@ -2,7 +2,7 @@
 
 use tower_tagged_cache::Store;
 
-use crate::{HIT, Proxy, STORED, Step, get, support};
+use super::{HIT, Proxy, STORED, Step, get, support};
 
 /// Learned Vary (item 1).
 async fn vary<St: Store>(store: St) {

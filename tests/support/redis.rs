@@ -157,7 +157,10 @@ fn free_port() -> u16 {
         .expect("no free loopback port")
 }
 
-/// Spawns `redis-server` on `port` and waits until it answers `PING`.
+/// Spawns `redis-server` on `port` and waits until it answers `PING` as the
+/// process just spawned: when two tests pick the same free port at once, the
+/// one whose server lost the bind must not take the other's server for its
+/// own (and see its connections reset when that test ends).
 fn spawn(port: u16) -> Result<Child, String> {
     let mut child = Command::new("redis-server")
         .args([
@@ -187,7 +190,14 @@ fn spawn(port: u16) -> Result<Child, String> {
             return Err(format!("redis-server on port {port} exited: {status}"));
         }
         if ping(port) {
-            return Ok(child);
+            return match server_pid(port) {
+                Some(pid) if pid == child.id() => Ok(child),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    Err(format!("port {port} is another redis-server's"))
+                }
+            };
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -208,6 +218,33 @@ fn ping(port: u16) -> bool {
     }
     let mut buf = [0u8; 7];
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// The `process_id` that `INFO server` reports on `port`.
+fn server_pid(port: u16) -> Option<u32> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    s.write_all(b"INFO server\r\n").ok()?;
+    // A bulk string: `$<len>\r\n<len bytes>\r\n`.
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        if let Some((head, body)) = text.split_once("\r\n") {
+            let len: usize = head.strip_prefix('$')?.parse().ok()?;
+            if body.len() >= len {
+                return body[..len]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("process_id:"))
+                    .and_then(|pid| pid.trim().parse().ok());
+            }
+        }
+    }
 }
 
 /// The port of a `redis://host:port/` URL.

@@ -2,7 +2,7 @@
 //! would, passes the exported conformance suite, and its app the staleness
 //! check: a change that breaks the example's store fails here.
 
-use crate::example::{self as custom_store, CountingStore};
+use super::example::{self as custom_store, CountingStore};
 use tower_tagged_cache::{MemoryStore, testing::conformance::Check};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

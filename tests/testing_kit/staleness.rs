@@ -18,7 +18,7 @@ use tower_tagged_cache::{
     testing::{Call, PausableStore, StalenessCheck, StalenessReport},
 };
 
-use crate::{quickstart, support};
+use super::{quickstart, support};
 
 /// Reads `GET /users/1`, writes `{"name":"v<n>"}`, and reads the version
 /// back from the name (the seeded `User 1` is version 0).

@@ -194,7 +194,7 @@ async fn the_suite_runs_on_a_current_thread_runtime() {
 /// racing threads' Redis calls are driven by this thread's runtime.
 #[tokio::test(flavor = "current_thread")]
 async fn the_suite_runs_on_redis_on_a_current_thread_runtime() {
-    use crate::support::stores::{OnRedis, TestStore};
+    use super::support::stores::{OnRedis, TestStore};
     let report = conformance::run_checks(
         [
             Check::ConcurrentColdLookupsAgree,

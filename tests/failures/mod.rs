@@ -1,12 +1,9 @@
 //! Failure policy and Redis specifics: fail open on store errors, timeouts and
 //! a dead or frozen Redis; one command per hit; corrupt entries.
 
-#[path = "../support/mod.rs"]
-mod support;
+use crate::support;
 
-#[allow(unreachable_pub)]
-#[path = "../../examples/quickstart/quickstart.rs"]
-mod quickstart;
+use crate::quickstart_app as quickstart;
 
 mod frozen_redis;
 

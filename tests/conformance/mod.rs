@@ -13,8 +13,7 @@
 //! Redis holds them (`redis_data`), and leases as `SET NX PX` keys
 //! (`leases`).
 
-#[path = "../support/mod.rs"]
-mod support;
+use crate::support;
 
 mod leases;
 mod redis_data;

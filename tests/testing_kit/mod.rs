@@ -4,12 +4,9 @@
 //! checker finds no stale read on correct apps and finds them on broken
 //! ones.
 
-#[path = "../support/mod.rs"]
-mod support;
+use crate::support;
 
-#[allow(unreachable_pub)]
-#[path = "../../examples/quickstart/quickstart.rs"]
-mod quickstart;
+use crate::quickstart_app as quickstart;
 
 #[allow(unreachable_pub)]
 #[path = "../../examples/custom_store.rs"]

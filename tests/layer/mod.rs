@@ -2,8 +2,7 @@
 //! module per behaviour, each running its tests on every store with
 //! `every_store!`; the helpers they share are here.
 
-#[path = "../support/mod.rs"]
-mod support;
+use crate::support;
 
 mod hits;
 mod invalidation;

@@ -5,12 +5,9 @@
 //! One module per rule, each running its test on every store with
 //! `every_store!`; the proxy harness they share is here.
 
-#[path = "../support/mod.rs"]
-mod support;
+use crate::support;
 
-#[allow(unreachable_pub)]
-#[path = "../../examples/reverse_proxy.rs"]
-mod reverse_proxy;
+use crate::proxy_app as reverse_proxy;
 
 mod conditional;
 mod forwarding;
