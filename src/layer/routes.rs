@@ -36,6 +36,7 @@ struct Routes {
 #[derive(Clone)]
 pub(crate) struct AttachedRoute {
     /// The route's full pattern (axum's `MatchedPath`).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pattern: String,
     /// The rules on that pattern.
     pub(crate) rules: RuleTable,

@@ -76,6 +76,7 @@ enum Kind {
 
 impl Rule {
     /// The rule's route pattern (empty for a rule made with `matched`).
+    #[cfg(feature = "axum")]
     pub(crate) fn pattern(&self) -> &str {
         match &self.0 {
             Kind::Cache(rule) => &rule.route.pattern,

@@ -51,7 +51,9 @@ impl Kind {
 pub(crate) struct CompiledRule {
     pub(super) kind: Kind,
     pub(crate) pattern: String,
-    /// The names of the pattern's path parameters.
+    /// The names of the pattern's path parameters (read where axum's router
+    /// matched the route).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(super) path_params: Vec<String>,
     pub(crate) name: String,
     /// The span field and metric keys of requests under this rule.
