@@ -11,7 +11,10 @@
 //!
 //! It forwards every method, path, query, header (less hop-by-hop ones) and
 //! body to the upstream unchanged, adds `Via`, and caches what RFC 9111 lets a
-//! shared cache store. Every response says what the cache did in
+//! shared cache store. The `Host` it forwards is the host it keys on: for an
+//! absolute-form target (`GET http://a.example/p`), the target's authority
+//! replaces the client's `Host` (RFC 9112 §3.2.2), so a `Host` header cannot
+//! make the origin answer for one host what is stored under another. Every response says what the cache did in
 //! `cache-status`. Writes (`POST`, `PUT`, `PATCH`, `DELETE`) that succeed
 //! invalidate what is stored for their URI.
 #![allow(dead_code)]
@@ -153,7 +156,22 @@ pub fn proxy<St: Store>(
         .rule(rule("/{*path}"))?;
     Ok(Router::new()
         .fallback_service(Forward::new(upstream))
-        .layer(cache))
+        .layer(cache)
+        .layer(tower::util::MapRequestLayer::new(target_host)))
+}
+
+/// For an absolute-form target, the `Host` the request carries on is the
+/// target's authority (RFC 9112 §3.2.2: the received `Host` is ignored), so
+/// the cache keys on, and the origin answers for, the same host.
+fn target_host(mut req: Request<Body>) -> Request<Body> {
+    // `host[:port]`: the authority without userinfo.
+    let target = req.uri().authority().map(|a| a.as_str().rsplit('@').next());
+    if let Some(Some(target)) = target
+        && let Ok(host) = HeaderValue::from_str(target)
+    {
+        req.headers_mut().insert(header::HOST, host);
+    }
+    req
 }
 
 /// How the proxy decides freshness, said once at start-up: an origin that

@@ -110,6 +110,9 @@ pub(crate) fn plan_found<'a, St>(
             None => Plan::Bypass(Reason::BadPath, &rule.telemetry),
         };
     }
+    if !one_host(parts) {
+        return Plan::Bypass(Reason::HostMismatch, &rule.telemetry);
+    }
     let policy = match check_request(parts, rule) {
         Ok(policy) => policy,
         Err(reason) => return Plan::Bypass(reason, &rule.telemetry),
@@ -122,6 +125,29 @@ pub(crate) fn plan_found<'a, St>(
         key: derive_key(shared, parts, rule, &matched, tags),
         policy,
     })
+}
+
+/// Whether the request names one host: the key is made from it, and the
+/// service behind must answer for that host and no other. An absolute-form
+/// target (`GET http://a.example/p`) with a `Host: b.example` beside it, two
+/// `Host` fields, or one that is not text, would let a request pick what
+/// the service answers (its virtual host) by a header the key does not
+/// hold, and store it for everyone who asks for the host the key names.
+fn one_host(parts: &Parts) -> bool {
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) => true,
+        (Some(_), Some(_)) => false,
+        (Some(host), None) => match (host.to_str(), parts.uri.authority()) {
+            (Err(_), _) => false,
+            (Ok(_), None) => true,
+            (Ok(host), Some(authority)) => {
+                // `Host` never carries the target's userinfo.
+                let target = authority.as_str().rsplit('@').next().unwrap_or("");
+                host.eq_ignore_ascii_case(target)
+            }
+        },
+    }
 }
 
 /// The host of a request, lowercased: the URI's authority, else `Host`.

@@ -65,7 +65,74 @@ async fn query_strings_are_part_of_the_key<St: Store>(store: St) {
     assert_eq!(other.cache_status(), "tower-tagged-cache; fwd=miss; stored");
 }
 
+/// A GET of `target` with these `Host` fields.
+fn get_with_hosts(
+    target: &str,
+    hosts: &[&str],
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    let mut req = http::Request::get(target);
+    for host in hosts {
+        req = req.header(http::header::HOST, *host);
+    }
+    req.body(http_body_util::Full::default()).unwrap()
+}
+
+async fn a_request_naming_two_hosts_is_never_cached<St: Store>(store: St) {
+    let (store, calls, layer) = fixture(store);
+    let mut svc = stack(layer, counting(&calls));
+    const MISMATCH: &str = "tower-tagged-cache; fwd=bypass; detail=host-mismatch";
+    // The key would name a.example while the service may answer for
+    // b.example: an attacker's page stored for everyone else.
+    for hosts in [
+        &["b.example"][..],
+        &["a.example", "b.example"],
+        &["a.example", "a.example"],
+    ] {
+        let seen = send(&mut svc, get_with_hosts("http://a.example/users/1", hosts)).await;
+        assert_eq!(seen.cache_status(), MISMATCH, "{hosts:?}");
+    }
+    let two = send(
+        &mut svc,
+        get_with_hosts("/users/1", &["a.example", "b.example"]),
+    )
+    .await;
+    assert_eq!(two.cache_status(), MISMATCH);
+    let mut opaque = get_with_hosts("/users/1", &[]);
+    opaque.headers_mut().insert(
+        http::header::HOST,
+        http::HeaderValue::from_bytes(b"a.ex\xffample").unwrap(),
+    );
+    assert_eq!(send(&mut svc, opaque).await.cache_status(), MISMATCH);
+    assert_eq!(
+        store.completed(Call::Lookup),
+        0,
+        "the store was never asked"
+    );
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        5,
+        "each went to the service"
+    );
+
+    // One host, however it is spelled, is one key: the target's authority
+    // (userinfo aside) or the `Host` of an origin-form target.
+    let stored = send(
+        &mut svc,
+        get_with_hosts("http://u@a.example/users/1", &["A.Example"]),
+    )
+    .await;
+    assert_eq!(
+        stored.cache_status(),
+        "tower-tagged-cache; fwd=miss; stored"
+    );
+    send(&mut svc, get_with_hosts("http://a.example/users/2", &[])).await;
+    store.until_completed(Call::Put, 2).await;
+    let hit = send(&mut svc, get_with_hosts("/users/2", &["a.example"])).await;
+    assert_eq!(hit.cache_status(), "tower-tagged-cache; hit");
+}
+
 support::every_store!(
+    a_request_naming_two_hosts_is_never_cached,
     percent_encoded_params_share_the_tag,
     query_strings_are_part_of_the_key,
 );

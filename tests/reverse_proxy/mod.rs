@@ -12,6 +12,7 @@ use crate::proxy_app as reverse_proxy;
 mod conditional;
 mod forwarding;
 mod freshness;
+mod host;
 mod invalidation;
 mod never_stored;
 mod revalidation;

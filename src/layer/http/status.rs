@@ -23,6 +23,11 @@ pub(crate) enum Reason {
     /// A rule attached to an axum route does not fit the route (a
     /// placeholder names no parameter of it); logged when first seen.
     BadRule,
+    /// The request names two hosts (a target's authority and a `Host` that
+    /// differs, several `Host`s, or one that is not text): which one the
+    /// service behind answers for is unknown, so nothing is served or
+    /// stored for it.
+    HostMismatch,
     StoreError,
     StoreTimeout,
     StoreUnavailable,
@@ -93,6 +98,7 @@ status_values! {
     BadPath => "bypass", "bad-path";
     BadParam => "bypass", "bad-param";
     BadRule => "bypass", "bad-rule";
+    HostMismatch => "bypass", "host-mismatch";
     StoreError => "bypass", "store-error";
     StoreTimeout => "bypass", "store-timeout";
     StoreUnavailable => "bypass", "store-unavailable";
