@@ -48,11 +48,12 @@ use crate::{
     flight::{self, Flights, Role},
     invalidate::{DEFAULT_TIMEOUT, Invalidator, ModelRegistry},
     key::{FragmentedKey, IntoTag, Tag},
-    store::{DefaultStore, Guarded, Store},
+    store::{DefaultStore, Guarded, Store, checksum},
     telemetry::{self, ValueLookup},
 };
 
-const FORMAT: u8 = 1;
+/// 2: a CRC-32 of the rest at the end ([`checksum`](crate::store::checksum)).
+const FORMAT: u8 = 2;
 
 /// The cache handle for values, models and invalidation: cheap to clone,
 /// `Send + Sync`, no lock needed by callers. See the [module docs](self).
@@ -383,7 +384,7 @@ impl<St: Store> ValueKey<'_, St> {
                 return Ok(loader().await);
             }
         };
-        if let Some(value) = lookup.entry.as_deref().and_then(decode) {
+        if let Some(value) = lookup.entry.as_ref().and_then(decode) {
             telemetry::value_lookup(ValueLookup::Hit);
             return Ok(value);
         }
@@ -409,7 +410,7 @@ impl<St: Store> ValueKey<'_, St> {
         // our join.
         if let Ok(again) = cache.guarded().lookup(&key).await
             && again.entry_key == lookup.entry_key
-            && let Some(value) = again.entry.as_deref().and_then(decode)
+            && let Some(value) = again.entry.as_ref().and_then(decode)
         {
             telemetry::value_lookup(ValueLookup::Coalesced);
             return Ok(value);
@@ -435,16 +436,19 @@ impl<St: Store> ValueKey<'_, St> {
 
 fn encode<T: Serialize>(value: &T) -> Result<Bytes, Error> {
     let body = postcard::to_allocvec(value).map_err(|e| Error::new(ErrorKind::Encode, e))?;
-    let mut buf = BytesMut::with_capacity(1 + body.len());
+    let mut buf = BytesMut::with_capacity(1 + body.len() + 4);
     buf.put_u8(FORMAT);
     buf.put_slice(&body);
+    checksum::seal(&mut buf);
     Ok(buf.freeze())
 }
 
 /// Decodes a value that fills `bytes` exactly: a value written by a type
-/// with more or fewer fields fails, and is a miss.
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
-    let (&format, body) = bytes.split_first()?;
+/// with more or fewer fields fails, and is a miss; so is a damaged one (its
+/// checksum does not match).
+fn decode<T: DeserializeOwned>(bytes: &Bytes) -> Option<T> {
+    let sealed = checksum::open(bytes)?;
+    let (&format, body) = sealed.split_first()?;
     if format != FORMAT {
         return None;
     }
@@ -491,10 +495,19 @@ mod tests {
             decode::<String>(&encode(&"str").unwrap()),
             Some("str".to_owned())
         );
-        assert_eq!(decode::<V1>(&bytes[..bytes.len() - 1]), None, "truncated");
-        assert_eq!(decode::<V1>(b""), None);
-        let mut other = bytes.to_vec();
+        assert_eq!(
+            decode::<V1>(&bytes.slice(..bytes.len() - 1)),
+            None,
+            "truncated"
+        );
+        assert_eq!(decode::<V1>(&Bytes::new()), None);
+        let mut other = BytesMut::from(&bytes[..bytes.len() - 4]);
         other[0] = 9;
-        assert_eq!(decode::<V1>(&other), None, "other format");
+        checksum::seal(&mut other);
+        assert_eq!(decode::<V1>(&other.freeze()), None, "other format");
+        // A flipped bit in the name: without the checksum, another name.
+        let mut damaged = bytes.to_vec();
+        damaged[bytes.len() - 5] ^= 1;
+        assert_eq!(decode::<V1>(&Bytes::from(damaged)), None, "damaged");
     }
 }

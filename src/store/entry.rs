@@ -12,9 +12,12 @@
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::checksum;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-const FORMAT: u8 = 2;
+/// 3: a CRC-32 of the rest at the end ([`checksum`](super::checksum)).
+const FORMAT: u8 = 3;
 
 /// The most header (or trailer) fields an entry may hold.
 const MAX_FIELDS: usize = 4096;
@@ -94,7 +97,8 @@ impl CachedResponse {
                 + 8
                 + body_len
                 + 1
-                + self.trailers.as_ref().map_or(0, header_size),
+                + self.trailers.as_ref().map_or(0, header_size)
+                + 4,
         );
         buf.put_u8(FORMAT);
         buf.put_u16(self.status.as_u16());
@@ -127,13 +131,14 @@ impl CachedResponse {
                 put_headers(&mut buf, t);
             }
         }
+        checksum::seal(&mut buf);
         buf.freeze()
     }
 
-    /// Decodes an entry; `None` for anything malformed. The body shares
-    /// `bytes`' allocation.
+    /// Decodes an entry; `None` for anything malformed or damaged (its
+    /// checksum does not match). The body shares `bytes`' allocation.
     pub(crate) fn decode(bytes: Bytes) -> Option<Self> {
-        let mut r = bytes.clone();
+        let mut r = checksum::open(&bytes)?;
         if r.try_get_u8().ok()? != FORMAT {
             return None;
         }
@@ -277,6 +282,20 @@ mod tests {
         );
     }
 
+    /// `content` with a valid checksum: what a writer that computes the
+    /// checksum (anyone with access to the store) can forge, so the parser
+    /// behind the checksum is tested on its own.
+    fn sealed(content: &[u8]) -> Bytes {
+        let mut buf = BytesMut::from(content);
+        checksum::seal(&mut buf);
+        buf.freeze()
+    }
+
+    /// The encoded entry without its checksum.
+    fn content(bytes: &Bytes) -> Vec<u8> {
+        bytes[..bytes.len() - 4].to_vec()
+    }
+
     #[test]
     fn rejects_truncation_trailing_bytes_and_other_formats() {
         let bytes = sample().encode();
@@ -287,12 +306,36 @@ mod tests {
                 "cut {cut}"
             );
         }
-        let mut longer = bytes.to_vec();
+        let full = content(&bytes);
+        for cut in 0..full.len() {
+            assert_eq!(
+                CachedResponse::decode(sealed(&full[..cut])),
+                None,
+                "cut {cut}, sealed"
+            );
+        }
+        let mut longer = full.clone();
         longer.push(0);
-        assert_eq!(CachedResponse::decode(longer.into()), None);
-        let mut other = bytes.to_vec();
+        assert_eq!(CachedResponse::decode(sealed(&longer)), None);
+        let mut other = full;
         other[0] = 1;
-        assert_eq!(CachedResponse::decode(other.into()), None);
+        assert_eq!(CachedResponse::decode(sealed(&other)), None);
+    }
+
+    #[test]
+    fn a_damaged_entry_is_refused_not_served() {
+        let e = sample();
+        let bytes = e.encode();
+        let body_at = bytes
+            .windows(e.body.len())
+            .position(|w| w == &e.body[..])
+            .unwrap();
+        let mut damaged = bytes.to_vec();
+        damaged[body_at] ^= 0x20;
+        // The parser alone would decode it, with another body.
+        let forged = CachedResponse::decode(sealed(&damaged[..damaged.len() - 4])).unwrap();
+        assert_ne!(forged.body, e.body);
+        assert_eq!(CachedResponse::decode(Bytes::from(damaged)), None);
     }
 
     #[test]
@@ -304,7 +347,7 @@ mod tests {
         bytes.extend_from_slice(&0u32.to_be_bytes()); // no vary
         bytes.extend_from_slice(&40_000u32.to_be_bytes());
         bytes.extend(std::iter::repeat_n(0u8, 40_000 * 6));
-        assert_eq!(CachedResponse::decode(Bytes::from(bytes)), None);
+        assert_eq!(CachedResponse::decode(sealed(&bytes)), None);
     }
 
     #[test]
@@ -319,15 +362,17 @@ mod tests {
     proptest! {
         #[test]
         fn decoding_arbitrary_bytes_never_panics(data in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = CachedResponse::decode(sealed(&data));
             let _ = CachedResponse::decode(Bytes::from(data));
         }
 
         #[test]
         fn decoding_mutated_entries_never_panics(idx in any::<prop::sample::Index>(), byte in any::<u8>()) {
-            let mut bytes = sample().encode().to_vec();
+            // Mutated behind a valid checksum, so that the parser sees it.
+            let mut bytes = content(&sample().encode());
             let i = idx.index(bytes.len());
             bytes[i] = byte;
-            if let Some(e) = CachedResponse::decode(Bytes::from(bytes)) {
+            if let Some(e) = CachedResponse::decode(sealed(&bytes)) {
                 // Whatever decodes must encode again without panicking.
                 let _ = e.encode();
             }

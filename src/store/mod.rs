@@ -47,6 +47,7 @@ use crate::{
     key::{FragmentedKey, Tag, Version},
 };
 
+pub(crate) mod checksum;
 pub(crate) mod entry;
 mod guard;
 #[cfg(feature = "memory")]

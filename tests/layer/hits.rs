@@ -100,7 +100,98 @@ async fn trailers_are_stored_and_replayed<St: Store>(store: St) {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
+/// A store whose entries come back with one bit flipped in the body once
+/// `damage` is set (a disk, a network or a writer gone wrong). A fault
+/// injector: lookups and writes are the wrapped store's.
+#[derive(Clone)]
+struct Damaging<St> {
+    inner: St,
+    damage: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<St: Store> Store for Damaging<St> {
+    async fn lookup<'a>(
+        &'a self,
+        key: &'a tower_tagged_cache::key::FragmentedKey,
+    ) -> Result<tower_tagged_cache::store::Lookup, tower_tagged_cache::Error> {
+        let mut lookup = self.inner.lookup(key).await?;
+        if self.damage.load(Ordering::SeqCst) {
+            lookup.entry = lookup.entry.map(|bytes| {
+                let mut damaged = bytes.to_vec();
+                // The body ("call #1 for /users/42") sits before the
+                // trailer flag and the checksum.
+                let at = damaged.len() - 4 - 1 - 2;
+                damaged[at] ^= 0x01;
+                Bytes::from(damaged)
+            });
+        }
+        Ok(lookup)
+    }
+
+    async fn put(
+        &self,
+        key: tower_tagged_cache::store::EntryKey,
+        value: Bytes,
+        ttl: std::time::Duration,
+    ) -> Result<(), tower_tagged_cache::Error> {
+        self.inner.put(key, value, ttl).await
+    }
+
+    async fn delete(
+        &self,
+        key: tower_tagged_cache::store::EntryKey,
+    ) -> Result<(), tower_tagged_cache::Error> {
+        self.inner.delete(key).await
+    }
+
+    async fn bump<'a>(
+        &'a self,
+        tags: &'a [tower_tagged_cache::Tag],
+    ) -> Result<(), tower_tagged_cache::Error> {
+        self.inner.bump(tags).await
+    }
+
+    async fn epoch(
+        &self,
+    ) -> Result<Option<tower_tagged_cache::key::Version>, tower_tagged_cache::Error> {
+        self.inner.epoch().await
+    }
+
+    async fn bump_epoch(&self) -> Result<(), tower_tagged_cache::Error> {
+        self.inner.bump_epoch().await
+    }
+
+    async fn versions<'a>(
+        &'a self,
+        tags: &'a [tower_tagged_cache::Tag],
+    ) -> Result<Vec<Option<tower_tagged_cache::key::Version>>, tower_tagged_cache::Error> {
+        self.inner.versions(tags).await
+    }
+}
+
+async fn a_damaged_entry_is_a_miss_never_a_wrong_body<St: Store>(store: St) {
+    let damage = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (store, calls, layer) = fixture(Damaging {
+        inner: store,
+        damage: damage.clone(),
+    });
+    let mut svc = stack(layer, counting(&calls));
+    let first = send(&mut svc, get("/users/42")).await;
+    assert_eq!(first.body, "call #1 for /users/42");
+    store.until_completed(Call::Put, 1).await;
+    assert_eq!(send(&mut svc, get("/users/42")).await.body, first.body);
+
+    damage.store(true, Ordering::SeqCst);
+    // Without the checksum the damaged entry decodes: "call #1 for
+    // /users/52" would be served. It is a miss, recomputed.
+    let after = send(&mut svc, get("/users/42")).await;
+    assert_eq!(after.cache_status(), "tower-tagged-cache; fwd=miss; stored");
+    assert_eq!(after.body, "call #2 for /users/42");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
 support::every_store!(
+    a_damaged_entry_is_a_miss_never_a_wrong_body,
     miss_hit_invalidate,
     head_uses_the_get_entry,
     trailers_are_stored_and_replayed,
