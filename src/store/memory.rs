@@ -48,13 +48,32 @@ pub struct MemoryStore {
 
 struct Inner {
     entries: Cache<String, Stored>,
-    versions: Cache<String, Version>,
+    versions: Cache<String, Held>,
+    version_ttl_ms: u64,
     epoch_key: String,
     prefix: String,
     entry_prefix: String,
     max_bytes: u64,
     /// Entries evicted for the byte budget.
     evictions: Arc<AtomicU64>,
+}
+
+/// A tag version and when it expires on the crate's clock. A version that
+/// is read stays alive (see [`MemoryStore::version`]); versions seeded or
+/// bumped together expire apart (see [`version_expiry`]).
+#[derive(Clone)]
+struct Held {
+    version: Version,
+    expires_at_ms: u64,
+}
+
+/// When a version seeded or bumped (or refreshed by a read) at `now_ms`
+/// expires: its TTL plus up to an eighth more, at random, so versions
+/// created in the same instant (a deploy, a cold start) never expire in
+/// the same instant.
+pub(crate) fn version_expiry(now_ms: u64, ttl_ms: u64) -> u64 {
+    let jitter = rand::random::<u64>() % (ttl_ms / 8).max(1);
+    now_ms.saturating_add(ttl_ms).saturating_add(jitter)
 }
 
 #[derive(Clone)]
@@ -106,7 +125,10 @@ impl MemoryStoreBuilder {
         self
     }
 
-    /// How long a tag version lives after it was seeded or bumped. Defaults
+    /// How long a tag version lives after it was seeded, bumped or last
+    /// read (plus up to an eighth more, at random, so that versions made
+    /// together never expire together). A version read in the second half
+    /// of its life lives a whole TTL again: hot tags never expire. Defaults
     /// to seven days.
     pub fn version_ttl(mut self, ttl: Duration) -> Self {
         self.version_ttl = ttl;
@@ -135,14 +157,15 @@ impl MemoryStoreBuilder {
                 }
             })
             .build();
-        let versions = Cache::builder()
-            .max_capacity(self.max_versions)
-            .time_to_live(self.version_ttl)
-            .build();
+        // Bounded by count; expiry is checked on read, on the crate's clock.
+        let versions = Cache::builder().max_capacity(self.max_versions).build();
         MemoryStore {
             inner: Arc::new(Inner {
                 entries,
                 versions,
+                version_ttl_ms: u64::try_from(self.version_ttl.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
                 epoch_key: key::epoch_key(&self.prefix),
                 entry_prefix: key::entry_key_prefix(&self.prefix),
                 prefix: self.prefix,
@@ -194,18 +217,56 @@ impl MemoryStore {
         self.inner.entries.weighted_size()
     }
 
-    /// The version under `key`, seeded when missing. The read comes first
-    /// because it is the common case and cheaper than an entry operation
-    /// (no owned key, no insertion lock).
-    fn seeded(&self, key: &str) -> Version {
-        if let Some(v) = self.inner.versions.get(key) {
+    /// The live version under `key`. A version read in the second half of
+    /// its life is given a whole TTL again (one write per key per half TTL),
+    /// so tags that are read stay alive.
+    fn version(&self, key: &str, now: u64) -> Option<Version> {
+        let held = self.inner.versions.get(key)?;
+        let left = held
+            .expires_at_ms
+            .checked_sub(now)
+            .filter(|left| *left > 0)?;
+        if left < self.inner.version_ttl_ms / 2 {
+            self.hold(key.to_owned(), held.version.clone(), now);
+        }
+        Some(held.version)
+    }
+
+    fn hold(&self, key: String, version: Version, now_ms: u64) {
+        let expires_at_ms = version_expiry(now_ms, self.inner.version_ttl_ms);
+        self.inner.versions.insert(
+            key,
+            Held {
+                version,
+                expires_at_ms,
+            },
+        );
+    }
+
+    /// The version under `key`, seeded when missing or expired. The read
+    /// comes first because it is the common case and cheaper than an entry
+    /// operation (no owned key, no insertion lock).
+    fn seeded(&self, key: &str, now: u64) -> Version {
+        if let Some(v) = self.version(key, now) {
             return v;
         }
+        let ttl_ms = self.inner.version_ttl_ms;
         self.inner
             .versions
             .entry(key.to_owned())
-            .or_insert_with(Version::random)
+            .and_upsert_with(|held| {
+                let now = clock::now_ms();
+                match held.map(moka::Entry::into_value) {
+                    // Seeded by a concurrent lookup meanwhile.
+                    Some(held) if held.expires_at_ms > now => held,
+                    _ => Held {
+                        version: Version::random(),
+                        expires_at_ms: version_expiry(now, ttl_ms),
+                    },
+                }
+            })
             .into_value()
+            .version
     }
 }
 
@@ -228,20 +289,22 @@ impl std::fmt::Debug for MemoryStore {
 impl Store for MemoryStore {
     async fn lookup<'a>(&'a self, key: &'a FragmentedKey) -> Result<Lookup, Error> {
         let mut versions = Vec::with_capacity(key.tags().len() + 1);
-        versions.push(self.seeded(&self.inner.epoch_key));
+        // One clock read for the whole lookup.
+        let now = clock::now_ms();
+        versions.push(self.seeded(&self.inner.epoch_key, now));
         // One buffer for every version key of this lookup.
         let mut buf = String::with_capacity(128);
         for tag in key.tags() {
             buf.clear();
             key::write_version_key(&mut buf, &self.inner.prefix, tag);
-            versions.push(self.seeded(&buf));
+            versions.push(self.seeded(&buf, now));
         }
         let entry_key = EntryKey::new(&self.inner.entry_prefix, key, &versions);
         let entry = self
             .inner
             .entries
             .get(entry_key.as_str())
-            .filter(|stored| clock::now_ms() < stored.expires_at_ms)
+            .filter(|stored| now < stored.expires_at_ms)
             .map(|stored| stored.bytes);
         Ok(Lookup {
             entry_key,
@@ -272,33 +335,29 @@ impl Store for MemoryStore {
     }
 
     async fn bump<'a>(&'a self, tags: &'a [Tag]) -> Result<(), Error> {
+        let now = clock::now_ms();
         for tag in tags {
-            self.inner
-                .versions
-                .insert(key::version_key(&self.inner.prefix, tag), Version::random());
+            let key = key::version_key(&self.inner.prefix, tag);
+            self.hold(key, Version::random(), now);
         }
         Ok(())
     }
 
     async fn epoch(&self) -> Result<Option<Version>, Error> {
-        Ok(self.inner.versions.get(&self.inner.epoch_key))
+        Ok(self.version(&self.inner.epoch_key, clock::now_ms()))
     }
 
     async fn bump_epoch(&self) -> Result<(), Error> {
-        self.inner
-            .versions
-            .insert(self.inner.epoch_key.clone(), Version::random());
+        let key = self.inner.epoch_key.clone();
+        self.hold(key, Version::random(), clock::now_ms());
         Ok(())
     }
 
     async fn versions<'a>(&'a self, tags: &'a [Tag]) -> Result<Vec<Option<Version>>, Error> {
+        let now = clock::now_ms();
         Ok(tags
             .iter()
-            .map(|tag| {
-                self.inner
-                    .versions
-                    .get(&key::version_key(&self.inner.prefix, tag))
-            })
+            .map(|tag| self.version(&key::version_key(&self.inner.prefix, tag), now))
             .collect())
     }
 
@@ -370,5 +429,54 @@ mod tests {
         let stats = store.stats().await.unwrap();
         assert!(stats.used_bytes.unwrap() <= 4096, "{stats:?}");
         assert!(stats.evictions.unwrap() > 0, "{stats:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_version_that_is_read_stays_alive() {
+        let store = MemoryStore::builder()
+            .version_ttl(Duration::from_secs(800))
+            .build();
+        let (read, idle) = (Tag::new("Read", 1).unwrap(), Tag::new("Idle", 1).unwrap());
+        store.bump(&[read.clone(), idle.clone()]).await.unwrap();
+        let v = store.versions(std::slice::from_ref(&read)).await.unwrap();
+        assert!(v[0].is_some());
+        // Read every 300 s for almost four TTLs (jitter included).
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_secs(300)).await;
+            assert_eq!(
+                store.versions(std::slice::from_ref(&read)).await.unwrap(),
+                v
+            );
+        }
+        // The tag nobody read is gone: the next lookup seeds a new version.
+        assert_eq!(store.versions(&[idle]).await.unwrap(), [None]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn versions_made_together_expire_apart() {
+        let store = MemoryStore::builder()
+            .version_ttl(Duration::from_secs(800))
+            .build();
+        let tags: Vec<Tag> = (0..200).map(|i| Tag::new("T", i).unwrap()).collect();
+        store.bump(&tags).await.unwrap();
+        // Past the TTL, inside the jitter (up to an eighth, 100 s): some have
+        // expired and some not, where a fixed TTL would expire all at once.
+        tokio::time::advance(Duration::from_secs(850)).await;
+        let gone = store
+            .versions(&tags)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|v| v.is_none())
+            .count();
+        assert!(
+            gone > 0 && gone < tags.len(),
+            "{gone} of {} expired",
+            tags.len()
+        );
+        // Past the TTL and the whole jitter, every one has expired.
+        tokio::time::advance(Duration::from_secs(1000)).await;
+        let left = store.versions(&tags).await.unwrap();
+        assert!(left.iter().all(Option::is_none));
     }
 }

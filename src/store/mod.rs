@@ -97,7 +97,8 @@ pub enum NoDefaultStore {}
 /// Default prefix of every store key.
 pub const DEFAULT_PREFIX: &str = "ttc";
 
-/// Default lifetime of a tag version: seven days, refreshed on every bump.
+/// Default lifetime of a tag version: seven days (plus up to an eighth, at
+/// random), given again by every bump and kept alive by reads.
 pub const DEFAULT_VERSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The full store key of one entry, as derived by a [`Store::lookup`].

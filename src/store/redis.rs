@@ -15,12 +15,13 @@ use redis::{Script, Value, aio::ConnectionManager};
 
 use self::{
     conn::{Conn, Request},
-    guess::MAX_GUESSES,
+    guess::{Guess, MAX_GUESSES},
     reply::{count_of, entry_of, info_field, info_text, version_of},
     script::{LOOKUP_LUA, RELEASE_LUA},
 };
 use super::{DEFAULT_PREFIX, DEFAULT_VERSION_TTL, EntryKey, Lease, Lookup, Store, StoreStats};
 use crate::{
+    clock,
     error::Error,
     key::{self, FragmentedKey, Tag, Version},
 };
@@ -103,8 +104,8 @@ struct Inner {
     lookup: Script,
     release: Script,
     /// The versions each static key was last seen with, for the one-`MGET`
-    /// warm lookup.
-    guesses: moka::sync::Cache<[u8; 32], Arc<[Version]>>,
+    /// warm lookup, and when this process last gave them a whole TTL again.
+    guesses: moka::sync::Cache<[u8; 32], Arc<Guess>>,
 }
 
 impl RedisStore {
@@ -182,8 +183,15 @@ impl RedisStore {
             .arg(key)
             .arg(Version::random().as_bytes())
             .arg("EX")
-            .arg(self.inner.version_ttl_secs)
+            .arg(self.version_life())
             .ignore();
+    }
+
+    /// A version's lifetime in seconds: the TTL plus up to an eighth more,
+    /// at random, so versions made together expire apart.
+    pub(super) fn version_life(&self) -> u64 {
+        let ttl = self.inner.version_ttl_secs;
+        ttl + rand::random::<u64>() % (ttl / 8).max(1)
     }
 }
 
@@ -228,9 +236,15 @@ impl Store for RedisStore {
         let entry = entry_of(reply.next())?;
         let versions = reply.map(version_of).collect::<Result<Vec<_>, _>>()?;
         let entry_key = EntryKey::new(&self.inner.entry_prefix, key, &versions);
-        self.inner
-            .guesses
-            .insert(*key.static_digest(), Arc::from(versions.as_slice()));
+        // The script gave versions in the second half of their life a whole
+        // TTL again.
+        self.inner.guesses.insert(
+            *key.static_digest(),
+            Arc::new(Guess {
+                versions: versions.clone().into_boxed_slice(),
+                refreshed_at_ms: clock::now_ms(),
+            }),
+        );
         Ok(Lookup {
             entry_key,
             versions,

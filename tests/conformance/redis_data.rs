@@ -129,8 +129,9 @@ async fn redis_binary_version_bytes_work() {
     assert_ne!(l2.entry_key, l.entry_key);
 }
 
-/// Version keys carry a TTL when seeded, refreshed by a bump; entries carry
-/// the TTL they were put with.
+/// Version keys carry a TTL when seeded (the version TTL plus up to an
+/// eighth of it, so that versions made together expire apart), refreshed by
+/// a bump; entries carry the TTL they were put with.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_version_keys_carry_a_ttl() {
     let redis = Redis::start();
@@ -159,7 +160,8 @@ async fn redis_version_keys_carry_a_ttl() {
     let t = tag("User:42");
     let k = key("profile", [&t]);
     let l = lookup(&store, &k).await;
-    let max = version_ttl.as_secs() as i64;
+    // The TTL, plus the jitter of up to an eighth.
+    let max = (version_ttl.as_secs() + version_ttl.as_secs() / 8) as i64;
     let seeded = ttl_of(version_key.clone()).await;
     assert!(
         seeded > 0 && seeded <= max,
@@ -225,4 +227,68 @@ async fn redis_store_without_nodelay_round_trips() {
     let again = lookup(&store, &k).await;
     assert_eq!(again.entry, Some(payload("with nagle")));
     assert_eq!(again.versions, l.versions);
+}
+
+/// Versions that are read stay alive: a lookup through the script gives a
+/// version in the second half of its life a whole TTL again, and the warm
+/// path (one `MGET`) does so in the background once a quarter TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_versions_that_are_read_stay_alive() {
+    let redis = Redis::start();
+    let connect = |ttl: u64| {
+        RedisStore::builder(redis.url())
+            .prefix(redis.prefix.clone())
+            .version_ttl(Duration::from_secs(ttl))
+            .connect()
+    };
+    let raw = redis.raw().await;
+    let version_key = format!("{}:t:User:42", redis.prefix);
+    let ttl_of = |mut raw: redis::aio::MultiplexedConnection, k: String| async move {
+        redis::cmd("TTL")
+            .arg(k)
+            .query_async::<i64>(&mut raw)
+            .await
+            .expect("TTL")
+    };
+    let shorten = |mut raw: redis::aio::MultiplexedConnection, k: String, secs: u64| async move {
+        redis::cmd("EXPIRE")
+            .arg(k)
+            .arg(secs)
+            .query_async::<()>(&mut raw)
+            .await
+            .expect("EXPIRE");
+    };
+    let k = key("profile", [&tag("User:42")]);
+
+    // The script's path: a store that has not seen the key yet.
+    let store = connect(3600).await.expect("connect");
+    let seeded = lookup(&store, &k).await;
+    shorten(raw.clone(), version_key.clone(), 100).await;
+    let cold = connect(3600).await.expect("connect");
+    assert_eq!(lookup(&cold, &k).await.versions, seeded.versions);
+    let kept = ttl_of(raw.clone(), version_key.clone()).await;
+    assert!(
+        kept >= 3600,
+        "read in the second half of its life, TTL {kept}"
+    );
+
+    // The warm path, 8 s TTL: after a quarter of it, a warm hit refreshes.
+    let warm = connect(8).await.expect("connect");
+    lookup(&warm, &k).await; // remembered: the next lookups are one MGET
+    shorten(raw.clone(), version_key.clone(), 3).await;
+    // The passage of time under test (a quarter TTL), not a wait for a signal.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(lookup(&warm, &k).await.versions, seeded.versions);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let ttl = ttl_of(raw.clone(), version_key.clone()).await;
+        if ttl >= 7 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not refreshed: TTL {ttl}"
+        );
+        tokio::task::yield_now().await;
+    }
 }

@@ -52,8 +52,12 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// How long a tag version lives after it was seeded or bumped. Defaults
-    /// to seven days. An expired version only costs misses.
+    /// How long a tag version lives after it was seeded or bumped, plus up to
+    /// an eighth more at random (versions made together expire apart). A
+    /// version that is read lives on: a lookup through the script gives one
+    /// in the second half of its life a whole TTL again, and warm hits do so
+    /// in the background once a quarter TTL per key and process. Defaults to
+    /// seven days. An expired version only costs misses.
     pub fn version_ttl(mut self, ttl: Duration) -> Self {
         self.version_ttl = ttl;
         self
