@@ -20,16 +20,27 @@ use crate::{
 /// Default byte budget of a [`MemoryStore`]'s entries: 64 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Default number of tag versions a [`MemoryStore`] keeps.
+/// Default number of tag versions a [`MemoryStore`] keeps at most (within
+/// its byte budget).
 const DEFAULT_MAX_VERSIONS: u64 = 1_000_000;
+
+/// What one entry costs beyond its key and encoded response: the cache's
+/// node, its hash table slot, its expiry timer and the allocations around
+/// them (measured with `cargo bench --bench memory_flood`).
+const ENTRY_OVERHEAD: u32 = 512;
+
+/// What one tag version costs beyond its key: the version itself and the
+/// cache's bookkeeping, as for entries.
+const VERSION_WEIGHT: u32 = 16 + 400;
 
 /// The embedded, in-process store (the default).
 ///
-/// Entries live in a [moka](https://docs.rs/moka) cache bounded by bytes
-/// (key plus encoded response), each with its own TTL; tag versions live in a
-/// second cache bounded by count, with the version TTL. Evicting a version
-/// only costs misses: a re-seeded version is a fresh random token, so no old
-/// entry comes back.
+/// Entries live in a [moka](https://docs.rs/moka) cache, each with its own
+/// TTL; tag versions live in a second cache, with the version TTL. Both are
+/// bounded by one byte budget, each item weighed with what it really costs
+/// (its bytes plus the cache's bookkeeping), versions taking at most a
+/// quarter. Evicting a version only costs misses: a re-seeded version is a
+/// fresh random token, so no old entry comes back.
 ///
 /// `MemoryStore` is a cheap-`Clone` handle: clones share the same caches, no
 /// lock needed. It serves one process; use [`RedisStore`](crate::RedisStore)
@@ -113,13 +124,18 @@ pub struct MemoryStoreBuilder {
 }
 
 impl MemoryStoreBuilder {
-    /// The byte budget of stored entries. Defaults to 64 MiB.
+    /// The byte budget of the store: entries and tag versions together,
+    /// each weighed with what it costs the cache beyond its bytes (so a
+    /// flood of small responses or of distinct URLs stays near the budget).
+    /// Versions get at most a quarter of it. Defaults to 64 MiB.
     pub fn max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = max_bytes;
         self
     }
 
-    /// How many tag versions to keep. Defaults to one million.
+    /// How many tag versions to keep at most; they also stay within a
+    /// quarter of [`max_bytes`](Self::max_bytes), whichever is smaller.
+    /// Evicting a version only costs misses. Defaults to one million.
     pub fn max_versions(mut self, max_versions: u64) -> Self {
         self.max_versions = max_versions;
         self
@@ -145,10 +161,15 @@ impl MemoryStoreBuilder {
     pub fn build(self) -> MemoryStore {
         let evictions = Arc::new(AtomicU64::new(0));
         let evicted = evictions.clone();
+        let versions_budget =
+            (self.max_bytes / 4).min(self.max_versions.saturating_mul(u64::from(VERSION_WEIGHT)));
+        let entries_budget = self.max_bytes - versions_budget;
         let entries = Cache::builder()
-            .max_capacity(self.max_bytes)
+            .max_capacity(entries_budget)
             .weigher(|k: &String, v: &Stored| {
-                u32::try_from(k.len() + v.bytes.len()).unwrap_or(u32::MAX)
+                u32::try_from(k.len() + v.bytes.len())
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(ENTRY_OVERHEAD)
             })
             .expire_after(PerEntryTtl)
             .eviction_listener(move |_, _, cause| {
@@ -158,7 +179,14 @@ impl MemoryStoreBuilder {
             })
             .build();
         // Bounded by count; expiry is checked on read, on the crate's clock.
-        let versions = Cache::builder().max_capacity(self.max_versions).build();
+        let versions = Cache::builder()
+            .max_capacity(versions_budget)
+            .weigher(|k: &String, _: &Held| {
+                u32::try_from(k.len())
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(VERSION_WEIGHT)
+            })
+            .build();
         MemoryStore {
             inner: Arc::new(Inner {
                 entries,
@@ -210,11 +238,14 @@ impl MemoryStore {
         self.inner.entries.contains_key(key.as_str())
     }
 
-    /// Bytes currently held by entries (approximate: moka applies pending
-    /// writes lazily).
+    /// What entries and versions weigh now, against
+    /// [`max_bytes`](MemoryStoreBuilder::max_bytes): their bytes plus what
+    /// each costs the cache (moka applies pending writes lazily; this runs
+    /// them first).
     pub fn weighted_size(&self) -> u64 {
         self.inner.entries.run_pending_tasks();
-        self.inner.entries.weighted_size()
+        self.inner.versions.run_pending_tasks();
+        self.inner.entries.weighted_size() + self.inner.versions.weighted_size()
     }
 
     /// The live version under `key`. A version read in the second half of
@@ -373,7 +404,7 @@ impl Store for MemoryStore {
             entries: Some(inner.entries.entry_count()),
             versions: Some(inner.versions.entry_count()),
             keys: None,
-            used_bytes: Some(inner.entries.weighted_size()),
+            used_bytes: Some(inner.entries.weighted_size() + inner.versions.weighted_size()),
             max_bytes: Some(inner.max_bytes),
             hits: None,
             misses: None,
@@ -400,7 +431,13 @@ mod tests {
             .finish();
         let miss = store.lookup(&key).await.unwrap();
         let bytes = Bytes::from_static(b"0123456789");
-        let weight = miss.entry_key.as_str().len() + bytes.len();
+        // The entry, the epoch and User:1, each with what it costs the cache.
+        let weight = miss.entry_key.as_str().len()
+            + bytes.len()
+            + ENTRY_OVERHEAD as usize
+            + key::epoch_key(DEFAULT_PREFIX).len()
+            + key::version_key(DEFAULT_PREFIX, &Tag::new("User", 1).unwrap()).len()
+            + 2 * VERSION_WEIGHT as usize;
         store
             .put(miss.entry_key, bytes, Duration::from_secs(60))
             .await

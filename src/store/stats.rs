@@ -30,9 +30,9 @@ pub struct StoreStats {
     /// versions, leases and keys of other applications. `RedisStore`:
     /// `DBSIZE`.
     pub keys: Option<u64>,
-    /// Bytes in use. `MemoryStore`: the weighted size of its entries (key
-    /// plus encoded response); `RedisStore`: the whole server's
-    /// `used_memory`.
+    /// Bytes in use. `MemoryStore`: what its entries and versions weigh
+    /// (their bytes plus what each costs the cache); `RedisStore`: the whole
+    /// server's `used_memory`.
     pub used_bytes: Option<u64>,
     /// The byte budget. `MemoryStore`: its `max_bytes`; `RedisStore`:
     /// `maxmemory`, where `0` means no limit.
