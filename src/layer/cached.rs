@@ -64,7 +64,7 @@ where
     ResBody: Body,
 {
     let rule = &plan.rule.telemetry;
-    let (entry_key, fwd, stale) = match lookup(&shared, &plan, req.headers()).await {
+    let (entry_key, fwd, stale, vary) = match lookup(&shared, &plan, req.headers()).await {
         Ok(Found::Fresh(entry)) => {
             telemetry::hit(rule);
             return Ok(answer(entry, req.headers(), req.method(), hit_status()));
@@ -73,7 +73,8 @@ where
             entry_key,
             fwd,
             stale,
-        }) => (entry_key, fwd, stale),
+            vary,
+        }) => (entry_key, fwd, stale, vary),
         Err(reason) => {
             telemetry::bypass(rule, reason);
             add_invalidator(&shared, &mut req);
@@ -95,7 +96,7 @@ where
         && !plan.policy.no_store
         && !shared.flight_wait.is_zero()
     {
-        match single_flight(&shared, &plan, req.headers(), &entry_key).await {
+        match single_flight(&shared, &plan, req.headers(), &entry_key, &vary).await {
             Flight::Answered(entry, status) => {
                 return Ok(answer(*entry, req.headers(), req.method(), status));
             }

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{
     http::{
         Fwd, Reason, coalesced_status, hit_status, shareable_with_authorization,
-        usable_without_origin, vary_matches,
+        usable_without_origin, variant_flight, vary_matches,
     },
     layer::Shared,
     lease::LeaseGuard,
@@ -39,6 +39,9 @@ pub(crate) enum Found {
         /// A stored response to revalidate or to stand in for a failing
         /// origin.
         stale: Option<Box<CachedResponse>>,
+        /// The request headers a response stored for another variant varies
+        /// on (empty when none is known): single-flight keeps variants apart.
+        vary: Vec<HeaderName>,
     },
 }
 
@@ -73,11 +76,13 @@ pub(crate) fn sort(
 ) -> Found {
     let mut fwd = Fwd::Miss;
     let mut stale = None;
+    let mut vary = Vec::new();
     if let Some(bytes) = entry {
         match CachedResponse::decode(bytes) {
             None => telemetry::unreadable_entry(entry_key.as_str()),
             Some(entry) if !vary_matches(req_headers, &entry.vary) => {
                 fwd = Fwd::VaryMiss;
+                vary = entry.vary.into_iter().map(|(name, _)| name).collect();
             }
             Some(entry)
                 if plan.policy.authorized
@@ -99,6 +104,7 @@ pub(crate) fn sort(
         entry_key,
         fwd,
         stale,
+        vary,
     }
 }
 
@@ -120,22 +126,37 @@ pub(crate) async fn single_flight<St: Store>(
     plan: &CacheRequest,
     req_headers: &HeaderMap,
     entry_key: &EntryKey,
+    vary: &[HeaderName],
 ) -> Flight {
     let coalesced = |entry| {
         telemetry::coalesced(&plan.rule.telemetry);
         Flight::Answered(entry, coalesced_status())
     };
+    // Once a response is known to vary, each variant flies on its own.
+    let variant;
+    let flight_key = if vary.is_empty() {
+        entry_key.as_str()
+    } else {
+        variant = variant_flight(entry_key.as_str(), req_headers, vary);
+        variant.as_str()
+    };
     let until = tokio::time::Instant::now() + shared.flight_wait;
     let mut leader = loop {
-        match shared.flights.join(entry_key.as_str()) {
+        match shared.flights.join(flight_key) {
             Role::Lead(l) => break Some(l),
             Role::Follow(rx) => {
                 telemetry::single_flight_join(&plan.rule.telemetry);
                 let wait = until.saturating_duration_since(tokio::time::Instant::now());
-                if let Some(entry) = flight::follow(rx, wait).await
-                    && shareable(req_headers, plan, &entry)
-                {
-                    return coalesced(Box::new((*entry).clone()));
+                match flight::follow(rx, wait).await {
+                    Some(entry) if shareable(req_headers, plan, &entry) => {
+                        return coalesced(Box::new((*entry).clone()));
+                    }
+                    // The leader's response cannot answer this request
+                    // (another variant, or not shareable with its
+                    // credentials): it calls the inner service now, rather
+                    // than queue behind other followers in the same case.
+                    Some(_) => break None,
+                    None => {}
                 }
                 // The leader gave up (its client went away, its response was
                 // not stored): one of its followers leads now, the others

@@ -184,10 +184,17 @@ async fn a_damaged_entry_is_a_miss_never_a_wrong_body<St: Store>(store: St) {
     damage.store(true, Ordering::SeqCst);
     // Without the checksum the damaged entry decodes: "call #1 for
     // /users/52" would be served. It is a miss, recomputed.
+    // (The first miss's flight may still be open, and hand over what it
+    // computed: the right body too.)
     let after = send(&mut svc, get("/users/42")).await;
-    assert_eq!(after.cache_status(), "tower-tagged-cache; fwd=miss; stored");
-    assert_eq!(after.body, "call #2 for /users/42");
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let status = after.cache_status().to_owned();
+    match status.as_str() {
+        "tower-tagged-cache; fwd=miss; stored" => {
+            assert_eq!(after.body, "call #2 for /users/42");
+        }
+        "tower-tagged-cache; hit; detail=coalesced" => assert_eq!(after.body, first.body),
+        other => panic!("a damaged entry answered {other}: {:?}", after.body),
+    }
 }
 
 support::every_store!(

@@ -196,7 +196,115 @@ async fn credentials_bypass_unless_varied_on<St: Store>(store: St) {
     assert_ne!(a1.body, b1.body);
 }
 
+/// An origin whose answers vary on `x-lang` and that holds every call until
+/// `release` hands it a permit; `started` counts the calls it got.
+fn held_origin(
+    started: &Arc<AtomicUsize>,
+    release: &Arc<tokio::sync::Semaphore>,
+) -> impl super::Inner {
+    let (started, release) = (started.clone(), release.clone());
+    tower::service_fn(move |req: Request<Full<bytes::Bytes>>| {
+        let (started, release) = (started.clone(), release.clone());
+        async move {
+            started.fetch_add(1, Ordering::SeqCst);
+            release.acquire().await.unwrap().forget();
+            let lang = req.headers()["x-lang"].to_str().unwrap().to_owned();
+            let mut res = Response::new(Scripted::full(format!("in {lang}")));
+            res.headers_mut()
+                .insert("vary", HeaderValue::from_static("x-lang"));
+            Ok::<_, std::convert::Infallible>(res)
+        }
+    })
+}
+
+/// Waits (bounded) until `started` reaches `n`: each origin call of a
+/// variant must start without another variant's call finishing first.
+async fn until_started(started: &AtomicUsize, n: usize) {
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while started.load(Ordering::SeqCst) < n {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "{} origin calls started, {n} expected: a variant waited for another",
+            started.load(Ordering::SeqCst)
+        )
+    });
+}
+
+/// Requests for different variants of one URL never queue behind each
+/// other: not behind a leader whose response turns out to vary (the first
+/// wave), and not at all once the URL is known to vary (later waves).
+async fn variants_never_wait_for_each_other<St: Store>(store: St) {
+    let store = PausableStore::new(store);
+    let layer = TaggedCacheLayer::new(store.clone())
+        .rule(user_rule())
+        .unwrap();
+    let (started, release) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(tokio::sync::Semaphore::new(0)),
+    );
+    let svc = stack(layer.clone(), held_origin(&started, &release));
+    let get_in = |lang: &str| {
+        let mut svc = svc.clone();
+        let req = Request::get("/users/1")
+            .header("x-lang", lang)
+            .body(Full::default())
+            .unwrap();
+        tokio::spawn(async move { send(&mut svc, req).await })
+    };
+    let joins = || async {
+        let res =
+            tower::ServiceExt::oneshot(layer.admin(), Request::get("/stats").body(()).unwrap())
+                .await
+                .unwrap();
+        let stats = res.into_body();
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix("single-flight-joins: "))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+
+    // First wave: nothing is known to vary yet, so b and c follow a.
+    let a = get_in("a");
+    until_started(&started, 1).await;
+    let (b, c) = (get_in("b"), get_in("c"));
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while joins().await < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("b and c follow a's flight");
+    release.add_permits(1);
+    // a's answer is for a only: b and c both call the origin now, neither
+    // waiting for the other's answer (no permit is given meanwhile).
+    until_started(&started, 3).await;
+    release.add_permits(2);
+    let bodies: Vec<_> = [a, b, c].into_iter().collect();
+    let mut got = Vec::new();
+    for handle in bodies {
+        got.push(handle.await.unwrap().body);
+    }
+    assert_eq!(got, ["in a", "in b", "in c"]);
+    store.until_completed(Call::Put, 3).await;
+
+    // Later waves: a stored variant says the URL varies on x-lang, so d and
+    // e fly apart from the start.
+    let d = get_in("d");
+    until_started(&started, 4).await;
+    let e = get_in("e");
+    until_started(&started, 5).await;
+    release.add_permits(2);
+    assert_eq!(d.await.unwrap().body, "in d");
+    assert_eq!(e.await.unwrap().body, "in e");
+}
+
 support::every_store!(
+    variants_never_wait_for_each_other,
     learned_vary_keeps_variants_apart,
     vary_on_values_never_share_an_entry,
     credentials_bypass_unless_varied_on,

@@ -26,6 +26,9 @@ pub struct Origin {
     calls: Arc<Mutex<HashMap<String, usize>>>,
     last: Arc<Mutex<HashMap<String, http::HeaderMap>>>,
     server: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// Asks the server to close its connections and stop.
+    shutdown: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
+    addr: Arc<Mutex<Option<std::net::SocketAddr>>>,
 }
 
 impl Origin {
@@ -41,18 +44,43 @@ impl Origin {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap()
+        });
         *origin.server.lock().unwrap() = Some(server);
+        *origin.shutdown.lock().unwrap() = Some(tx);
+        *origin.addr.lock().unwrap() = Some(addr);
         (origin, format!("http://{addr}"))
     }
 
-    /// Stops listening (and waits until the port is closed): the origin is
-    /// unreachable from then on.
+    /// Stops (closing the connections a client keeps alive, and waiting
+    /// until they are closed): the origin is unreachable from then on. Its
+    /// port stays taken by a listener that drops every connection at once,
+    /// so that no other test's server answers in its place.
     pub async fn stop(&self) {
+        let shutdown = self.shutdown.lock().unwrap().take();
+        if let Some(tx) = shutdown {
+            let _ = tx.send(());
+        }
         let server = self.server.lock().unwrap().take();
         if let Some(server) = server {
-            server.abort();
             let _ = server.await;
+        }
+        let addr = *self.addr.lock().unwrap();
+        if let Some(addr) = addr
+            && let Ok(refuser) = tokio::net::TcpListener::bind(addr).await
+        {
+            tokio::spawn(async move {
+                while let Ok((conn, _)) = refuser.accept().await {
+                    drop(conn);
+                }
+            });
         }
     }
 

@@ -25,6 +25,33 @@ pub(crate) fn vary_values(
         .collect()
 }
 
+/// The single-flight key of a request to `entry_key` whose response is
+/// known to vary on `names` (from a response stored for another variant):
+/// requests for different variants never wait for each other.
+pub(crate) fn variant_flight(
+    entry_key: &str,
+    req_headers: &HeaderMap,
+    names: &[HeaderName],
+) -> String {
+    use sha2::Digest;
+    let mut digest = sha2::Sha256::new();
+    for name in names {
+        digest.update(name.as_str());
+        match request_value(req_headers, name) {
+            Some(value) => {
+                digest.update([1]);
+                digest.update(&value);
+            }
+            None => digest.update([0]),
+        }
+    }
+    let mut key = String::with_capacity(entry_key.len() + 65);
+    key.push_str(entry_key);
+    key.push('|');
+    crate::key::push_hex(&mut key, &digest.finalize());
+    key
+}
+
 /// Whether a request matches the `Vary` values stored with a response.
 pub(crate) fn vary_matches(
     req_headers: &HeaderMap,
