@@ -8,7 +8,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use moka::{Expiry, notification::RemovalCause, sync::Cache};
+use moka::{Expiry, notification::RemovalCause, ops::compute::Op, sync::Cache};
 
 use super::{DEFAULT_PREFIX, DEFAULT_VERSION_TTL, EntryKey, Lookup, Store, StoreStats};
 use crate::{
@@ -258,20 +258,39 @@ impl MemoryStore {
             .checked_sub(now)
             .filter(|left| *left > 0)?;
         if left < self.inner.version_ttl_ms / 2 {
-            self.hold(key.to_owned(), held.version.clone(), now);
+            self.renew(key, &held.version, now);
         }
         Some(held.version)
     }
 
+    /// Gives `version` a whole TTL again, if it is still the one under
+    /// `key`: a bump since the read must never be overwritten by the old
+    /// version (its entries would come back). Every write of a version goes
+    /// through moka's per-key compute, so this check and a bump never
+    /// interleave.
+    fn renew(&self, key: &str, version: &Version, now_ms: u64) {
+        let expires_at_ms = version_expiry(now_ms, self.inner.version_ttl_ms);
+        self.inner
+            .versions
+            .entry_by_ref(key)
+            .and_compute_with(|held| match held {
+                Some(held) if held.value().version == *version => Op::Put(Held {
+                    version: version.clone(),
+                    expires_at_ms,
+                }),
+                _ => Op::Nop,
+            });
+    }
+
+    /// Puts a fresh version under `key` (a bump).
     fn hold(&self, key: String, version: Version, now_ms: u64) {
         let expires_at_ms = version_expiry(now_ms, self.inner.version_ttl_ms);
-        self.inner.versions.insert(
-            key,
-            Held {
+        self.inner.versions.entry(key).and_compute_with(|_| {
+            Op::Put(Held {
                 version,
                 expires_at_ms,
-            },
-        );
+            })
+        });
     }
 
     /// The version under `key`, seeded when missing or expired. The read
@@ -282,22 +301,27 @@ impl MemoryStore {
             return v;
         }
         let ttl_ms = self.inner.version_ttl_ms;
-        self.inner
+        let result = self
+            .inner
             .versions
-            .entry(key.to_owned())
-            .and_upsert_with(|held| {
+            .entry_by_ref(key)
+            .and_compute_with(|held| {
                 let now = clock::now_ms();
-                match held.map(moka::Entry::into_value) {
-                    // Seeded by a concurrent lookup meanwhile.
-                    Some(held) if held.expires_at_ms > now => held,
-                    _ => Held {
+                match held {
+                    // Seeded (or bumped) by someone else meanwhile: kept.
+                    Some(held) if held.value().expires_at_ms > now => Op::Nop,
+                    _ => Op::Put(Held {
                         version: Version::random(),
                         expires_at_ms: version_expiry(now, ttl_ms),
-                    },
+                    }),
                 }
-            })
-            .into_value()
-            .version
+            });
+        match result.into_entry() {
+            Some(entry) => entry.into_value().version,
+            // Not reachable (the closure keeps or puts a value); a fresh
+            // version is safe whatever happened.
+            None => Version::random(),
+        }
     }
 }
 
@@ -515,5 +539,35 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1000)).await;
         let left = store.versions(&tags).await.unwrap();
         assert!(left.iter().all(Option::is_none));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_never_undoes_a_bump() {
+        let store = MemoryStore::builder()
+            .version_ttl(Duration::from_secs(800))
+            .build();
+        let tag = Tag::new("User", 1).unwrap();
+        let key = key::version_key(DEFAULT_PREFIX, &tag);
+        store.bump(std::slice::from_ref(&tag)).await.unwrap();
+        let old = store.versions(std::slice::from_ref(&tag)).await.unwrap()[0]
+            .clone()
+            .unwrap();
+        // A read in the second half of the version's life, interleaved with
+        // a bump: the read saw `old`, the bump wrote a new one, then the
+        // read renews what it saw.
+        tokio::time::advance(Duration::from_secs(500)).await;
+        store.bump(std::slice::from_ref(&tag)).await.unwrap();
+        let bumped = store.versions(std::slice::from_ref(&tag)).await.unwrap()[0]
+            .clone()
+            .unwrap();
+        assert_ne!(bumped, old);
+        store.renew(&key, &old, clock::now_ms());
+        let now = store.versions(std::slice::from_ref(&tag)).await.unwrap();
+        assert_eq!(now[0].as_ref(), Some(&bumped), "the bump was undone");
+        // Renewing the current version does renew it.
+        store.renew(&key, &bumped, clock::now_ms() + 700_000);
+        tokio::time::advance(Duration::from_secs(1000)).await;
+        let later = store.versions(std::slice::from_ref(&tag)).await.unwrap();
+        assert_eq!(later[0].as_ref(), Some(&bumped));
     }
 }
