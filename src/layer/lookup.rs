@@ -133,16 +133,14 @@ pub(crate) async fn single_flight<St: Store>(
         Flight::Answered(entry, coalesced_status())
     };
     // Once a response is known to vary, each variant flies on its own.
-    let variant;
-    let flight_key = if vary.is_empty() {
-        entry_key.as_str()
+    let mut flight_key = if vary.is_empty() {
+        entry_key.as_str().to_owned()
     } else {
-        variant = variant_flight(entry_key.as_str(), req_headers, vary);
-        variant.as_str()
+        variant_flight(entry_key.as_str(), req_headers, vary)
     };
     let until = tokio::time::Instant::now() + shared.flight_wait;
     let mut leader = loop {
-        match shared.flights.join(flight_key) {
+        match shared.flights.join(&flight_key) {
             Role::Lead(l) => break Some(l),
             Role::Follow(rx) => {
                 telemetry::single_flight_join(&plan.rule.telemetry);
@@ -151,10 +149,19 @@ pub(crate) async fn single_flight<St: Store>(
                     Some(entry) if shareable(req_headers, plan, &entry) => {
                         return coalesced(Box::new((*entry).clone()));
                     }
-                    // The leader's response cannot answer this request
-                    // (another variant, or not shareable with its
-                    // credentials): it calls the inner service now, rather
-                    // than queue behind other followers in the same case.
+                    // The leader's response is for another variant: this
+                    // request joins (or leads) its own variant's flight, so
+                    // requests for one variant still make one call, and
+                    // none waits behind another variant's.
+                    Some(entry) if !vary_matches(req_headers, &entry.vary) => {
+                        let names: Vec<HeaderName> =
+                            entry.vary.iter().map(|(name, _)| name.clone()).collect();
+                        flight_key = variant_flight(entry_key.as_str(), req_headers, &names);
+                        continue;
+                    }
+                    // Not shareable with this request's credentials: it
+                    // calls the inner service now, rather than queue behind
+                    // other followers in the same case.
                     Some(_) => break None,
                     None => {}
                 }

@@ -38,6 +38,10 @@ pub(crate) struct WriteRequest {
     pub(crate) rule: RuleTelemetry,
     pub(crate) rule_tags: Vec<Tag>,
     pub(crate) host: String,
+    /// The `Host` field, when it names another host than the target's
+    /// authority: the service behind may have written to either, so the
+    /// per-URI tags of both are bumped.
+    pub(crate) other_host: Option<String>,
     pub(crate) path: String,
 }
 
@@ -49,6 +53,7 @@ impl WriteRequest {
             rule: shared.no_rule.clone(),
             rule_tags: Vec::new(),
             host: request_host(parts),
+            other_host: other_host(parts),
             path: parts.uri.path().to_owned(),
         }
     }
@@ -105,6 +110,7 @@ pub(crate) fn plan_found<'a, St>(
                 rule: rule.telemetry.clone(),
                 rule_tags,
                 host: request_host(parts),
+                other_host: other_host(parts),
                 path: path.to_owned(),
             }),
             None => Plan::Bypass(Reason::BadPath, &rule.telemetry),
@@ -142,15 +148,24 @@ fn one_host(parts: &Parts) -> bool {
             (Err(_), _) => false,
             (Ok(_), None) => true,
             (Ok(host), Some(authority)) => {
-                // `Host` never carries the target's userinfo.
-                let target = authority.as_str().rsplit('@').next().unwrap_or("");
-                host.eq_ignore_ascii_case(target)
+                let scheme = parts.uri.scheme_str();
+                normalize_host(host, scheme) == normalize_host(authority.as_str(), scheme)
             }
         },
     }
 }
 
-/// The host of a request, lowercased: the URI's authority, else `Host`.
+/// The `Host` field of a request whose target names another host,
+/// normalised.
+fn other_host(parts: &Parts) -> Option<String> {
+    let authority = parts.uri.authority()?;
+    let scheme = parts.uri.scheme_str();
+    let host = parts.headers.get(header::HOST)?.to_str().ok()?;
+    let host = normalize_host(host, scheme);
+    (host != normalize_host(authority.as_str(), scheme)).then_some(host)
+}
+
+/// The host of a request, normalised: the URI's authority, else `Host`.
 pub(crate) fn request_host(parts: &Parts) -> String {
     let host = match parts.uri.authority() {
         Some(a) => a.as_str(),
@@ -160,7 +175,27 @@ pub(crate) fn request_host(parts: &Parts) -> String {
             .and_then(|h| h.to_str().ok())
             .unwrap_or(""),
     };
-    host.to_ascii_lowercase()
+    normalize_host(host, parts.uri.scheme_str())
+}
+
+/// One spelling per host, so that every spelling of a host shares its
+/// entries and its per-URI tags (a write through one form invalidates the
+/// others): no userinfo, lowercase, no default port for the scheme (80, or
+/// 443 for `https`), no trailing dot.
+pub(crate) fn normalize_host(raw: &str, scheme: Option<&str>) -> String {
+    let mut host = raw.rsplit('@').next().unwrap_or("").to_ascii_lowercase();
+    let default_port = if scheme == Some("https") {
+        ":443"
+    } else {
+        ":80"
+    };
+    if host.ends_with(default_port) {
+        host.truncate(host.len() - default_port.len());
+    }
+    if host.ends_with('.') {
+        host.pop();
+    }
+    host
 }
 
 /// The fragmented key of a request under a cache rule (the schema is
@@ -189,4 +224,28 @@ fn derive_key<St>(
         .map(|(name, vary)| (name.as_str(), vary.extract(parts, |p| matched.param(p))));
     let from_request = rule.tags_fn.as_ref().map(|f| f(parts)).unwrap_or_default();
     schema.derive(vary, tags.into_iter().chain(from_request))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_a_host_is_one() {
+        for (raw, scheme, want) in [
+            ("A.Example", None, "a.example"),
+            ("a.example:80", None, "a.example"),
+            ("a.example:80", Some("http"), "a.example"),
+            ("a.example:443", Some("https"), "a.example"),
+            ("a.example:443", Some("http"), "a.example:443"),
+            ("a.example:8080", None, "a.example:8080"),
+            ("user:pw@a.example", Some("http"), "a.example"),
+            ("a.example.", None, "a.example"),
+            ("[::1]:80", None, "[::1]"),
+            ("[::1]:8080", None, "[::1]:8080"),
+            ("", None, ""),
+        ] {
+            assert_eq!(normalize_host(raw, scheme), want, "{raw} {scheme:?}");
+        }
+    }
 }

@@ -13,7 +13,7 @@ use super::{
     answer::{Result, with_status},
     http::Reason,
     layer::Shared,
-    plan::WriteRequest,
+    plan::{WriteRequest, normalize_host},
 };
 use crate::{
     invalidate::Invalidator,
@@ -52,6 +52,9 @@ where
         tags.extend(plan.rule_tags);
     }
     if res.status().is_success() || res.status().is_redirection() {
+        if let Some(other) = &plan.other_host {
+            tags.extend(uri_tag_of(&shared, other, &plan.path));
+        }
         let mut uri = |path: &str| tags.extend(uri_tag_of(&shared, &plan.host, path));
         uri(&plan.path);
         for name in [header::LOCATION, header::CONTENT_LOCATION] {
@@ -99,13 +102,15 @@ pub(crate) fn uri_tag_of<St>(shared: &Shared<St>, host: &str, path: &str) -> Opt
 fn same_host_path(value: &HeaderValue, host: &str, request_path: &str) -> Option<String> {
     let value = value.to_str().ok()?.trim();
     let strip = |s: &str| s.split(['?', '#']).next().unwrap_or("").to_owned();
-    if let Some(rest) = value
-        .strip_prefix("http://")
-        .or_else(|| value.strip_prefix("https://"))
-    {
+    let absolute = match value.strip_prefix("http://") {
+        Some(rest) => Some((rest, "http")),
+        None => value.strip_prefix("https://").map(|rest| (rest, "https")),
+    };
+    if let Some((rest, scheme)) = absolute {
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let authority = authority.split(['?', '#']).next().unwrap_or("");
-        if !authority.eq_ignore_ascii_case(host) {
+        // The request's host is normalised; so is this one.
+        if normalize_host(authority, Some(scheme)) != host {
             return None;
         }
         let path = strip(path);
@@ -149,5 +154,19 @@ mod tests {
         assert_eq!(same_host_path(&h("http://other.com/a"), host, "/p"), None);
         assert_eq!(same_host_path(&h("//example.com:8020/a"), host, "/p"), None);
         assert_eq!(same_host_path(&h("c"), host, "/p/q"), Some("/p/c".into()));
+        // Spellings of one host: the default port, userinfo, case, a
+        // trailing dot (the request's host is normalised the same way).
+        for location in [
+            "http://Example.org:80/a",
+            "http://u@example.org/a",
+            "https://example.org:443/a",
+            "http://example.org./a",
+        ] {
+            assert_eq!(
+                same_host_path(&h(location), "example.org", "/p"),
+                Some("/a".into()),
+                "{location}"
+            );
+        }
     }
 }

@@ -191,6 +191,7 @@ async fn a_damaged_entry_is_a_miss_never_a_wrong_body<St: Store>(store: St) {
     match status.as_str() {
         "tower-tagged-cache; fwd=miss; stored" => {
             assert_eq!(after.body, "call #2 for /users/42");
+            assert_eq!(calls.load(Ordering::SeqCst), 2);
         }
         "tower-tagged-cache; hit; detail=coalesced" => assert_eq!(after.body, first.body),
         other => panic!("a damaged entry answered {other}: {:?}", after.body),

@@ -131,7 +131,35 @@ async fn a_request_naming_two_hosts_is_never_cached<St: Store>(store: St) {
     assert_eq!(hit.cache_status(), "tower-tagged-cache; hit");
 }
 
+/// A write that names two hosts reaches what is stored for either: the
+/// service behind may have written to the one in `Host`.
+async fn a_write_naming_two_hosts_invalidates_both<St: Store>(store: St) {
+    let (store, calls, layer) = fixture(store);
+    let mut svc = stack(layer, counting(&calls));
+    const STORED: &str = "tower-tagged-cache; fwd=miss; stored";
+    let a = get_with_hosts("http://a.example/users/1", &[]);
+    let b = || get_with_hosts("/users/1", &["b.example:80"]);
+    assert_eq!(send(&mut svc, a).await.cache_status(), STORED);
+    assert_eq!(send(&mut svc, b()).await.cache_status(), STORED);
+    store.until_completed(Call::Put, 2).await;
+    assert_eq!(
+        send(&mut svc, b()).await.cache_status(),
+        "tower-tagged-cache; hit"
+    );
+
+    let mut write = get_with_hosts("http://a.example/users/1", &["B.example"]);
+    *write.method_mut() = http::Method::POST;
+    assert_eq!(
+        send(&mut svc, write).await.cache_status(),
+        "tower-tagged-cache; fwd=bypass; detail=invalidated"
+    );
+    let a = get_with_hosts("http://a.example/users/1", &[]);
+    assert_eq!(send(&mut svc, a).await.cache_status(), STORED);
+    assert_eq!(send(&mut svc, b()).await.cache_status(), STORED);
+}
+
 support::every_store!(
+    a_write_naming_two_hosts_invalidates_both,
     a_request_naming_two_hosts_is_never_cached,
     percent_encoded_params_share_the_tag,
     query_strings_are_part_of_the_key,

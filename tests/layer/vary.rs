@@ -268,28 +268,34 @@ async fn variants_never_wait_for_each_other<St: Store>(store: St) {
             .unwrap_or(0)
     };
 
-    // First wave: nothing is known to vary yet, so b and c follow a.
+    // First wave: nothing is known to vary yet, so b, b again and c follow
+    // a.
     let a = get_in("a");
     until_started(&started, 1).await;
-    let (b, c) = (get_in("b"), get_in("c"));
+    let (b, b_again, c) = (get_in("b"), get_in("b"), get_in("c"));
     tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        while joins().await < 2 {
+        while joins().await < 3 {
             tokio::task::yield_now().await;
         }
     })
     .await
-    .expect("b and c follow a's flight");
+    .expect("b, b and c follow a's flight");
     release.add_permits(1);
     // a's answer is for a only: b and c both call the origin now, neither
-    // waiting for the other's answer (no permit is given meanwhile).
+    // waiting for the other's answer (no permit is given meanwhile); the
+    // second b waits for the first.
     until_started(&started, 3).await;
     release.add_permits(2);
-    let bodies: Vec<_> = [a, b, c].into_iter().collect();
     let mut got = Vec::new();
-    for handle in bodies {
+    for handle in [a, b, b_again, c] {
         got.push(handle.await.unwrap().body);
     }
-    assert_eq!(got, ["in a", "in b", "in c"]);
+    assert_eq!(got, ["in a", "in b", "in b", "in c"]);
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        3,
+        "one origin call per variant"
+    );
     store.until_completed(Call::Put, 3).await;
 
     // Later waves: a stored variant says the URL varies on x-lang, so d and

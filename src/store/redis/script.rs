@@ -32,7 +32,7 @@ pub(super) const LOOKUP_LUA: &str = r"
 local ttl = tonumber(ARGV[2])
 local span = math.max(1, math.floor(ttl / 8))
 local function life(v)
-  return ttl + (tonumber(string.sub(v, 1, 4), 16) or 0) % span
+  return ttl + (tonumber(string.sub(v, 1, 6), 16) or 0) % span
 end
 local vs = redis.call('MGET', unpack(KEYS))
 local parts = {}
