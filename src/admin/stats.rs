@@ -16,18 +16,9 @@ pub(super) async fn stats<St: Store>(shared: &Shared<St>) -> String {
     let mut out = Report::default();
     let mut rules = Vec::with_capacity(shared.listed.len() + 1);
     let mut total = CountsSnapshot::default();
-    for rule in &shared.listed {
-        let counts = rule.telemetry.counts();
-        total.add(&counts);
-        rules.push((
-            rule.kind,
-            rule.route.as_str(),
-            rule.telemetry.name(),
-            counts,
-        ));
-    }
     let attached = shared.attached.routes();
-    for rule in attached.iter().flat_map(|route| &route.listed) {
+    let attached = attached.iter().flat_map(|route| &route.listed);
+    for rule in shared.listed.iter().chain(attached) {
         let counts = rule.telemetry.counts();
         total.add(&counts);
         rules.push((

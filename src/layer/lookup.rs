@@ -154,9 +154,8 @@ pub(crate) async fn single_flight<St: Store>(
                     // requests for one variant still make one call, and
                     // none waits behind another variant's.
                     Some(entry) if !vary_matches(req_headers, &entry.vary) => {
-                        let names: Vec<HeaderName> =
-                            entry.vary.iter().map(|(name, _)| name.clone()).collect();
-                        flight_key = variant_flight(entry_key.as_str(), req_headers, &names);
+                        let names = entry.vary.iter().map(|(name, _)| name);
+                        flight_key = variant_flight(entry_key.as_str(), req_headers, names);
                         continue;
                     }
                     // Not shareable with this request's credentials: it

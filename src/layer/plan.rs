@@ -148,8 +148,7 @@ fn one_host(parts: &Parts) -> bool {
             (Err(_), _) => false,
             (Ok(_), None) => true,
             (Ok(host), Some(authority)) => {
-                let scheme = parts.uri.scheme_str();
-                normalize_host(host, scheme) == normalize_host(authority.as_str(), scheme)
+                same_host(host, authority.as_str(), parts.uri.scheme_str())
             }
         },
     }
@@ -161,8 +160,7 @@ fn other_host(parts: &Parts) -> Option<String> {
     let authority = parts.uri.authority()?;
     let scheme = parts.uri.scheme_str();
     let host = parts.headers.get(header::HOST)?.to_str().ok()?;
-    let host = normalize_host(host, scheme);
-    (host != normalize_host(authority.as_str(), scheme)).then_some(host)
+    (!same_host(host, authority.as_str(), scheme)).then(|| normalize_host(host, scheme))
 }
 
 /// The host of a request, normalised: the URI's authority, else `Host`.
@@ -183,19 +181,25 @@ pub(crate) fn request_host(parts: &Parts) -> String {
 /// others): no userinfo, lowercase, no default port for the scheme (80, or
 /// 443 for `https`), no trailing dot.
 pub(crate) fn normalize_host(raw: &str, scheme: Option<&str>) -> String {
-    let mut host = raw.rsplit('@').next().unwrap_or("").to_ascii_lowercase();
+    host_part(raw, scheme).to_ascii_lowercase()
+}
+
+/// Whether two spellings name one host (see [`normalize_host`]), without
+/// allocating: this runs on every request that carries both.
+pub(crate) fn same_host(a: &str, b: &str, scheme: Option<&str>) -> bool {
+    host_part(a, scheme).eq_ignore_ascii_case(host_part(b, scheme))
+}
+
+/// `raw` without userinfo, default port and trailing dot (case kept).
+fn host_part<'a>(raw: &'a str, scheme: Option<&str>) -> &'a str {
+    let host = raw.rsplit('@').next().unwrap_or("");
     let default_port = if scheme == Some("https") {
         ":443"
     } else {
         ":80"
     };
-    if host.ends_with(default_port) {
-        host.truncate(host.len() - default_port.len());
-    }
-    if host.ends_with('.') {
-        host.pop();
-    }
-    host
+    let host = host.strip_suffix(default_port).unwrap_or(host);
+    host.strip_suffix('.').unwrap_or(host)
 }
 
 /// The fragmented key of a request under a cache rule (the schema is

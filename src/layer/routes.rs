@@ -382,34 +382,18 @@ mod attached {
 
         fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
             let (mut parts, body) = req.into_parts();
-            let base = &self.rules.base;
-            let Some(route) = parts.extensions.get::<MatchedPath>().cloned() else {
-                let plan = Plan::Bypass(Reason::NoRule, &base.no_rule);
-                return dispatch(
-                    base,
-                    &mut self.inner,
-                    Request::from_parts(parts, body),
-                    plan,
-                )
-                .on_route();
+            let shared = match parts.extensions.get::<MatchedPath>() {
+                None => Err(Reason::NoRule),
+                Some(route) => self.compiled(route).ok_or(Reason::BadRule),
             };
-            let on_route = match self.seen.get() {
-                Some((pattern, on_route)) if **pattern == *route.as_str() => on_route.clone(),
-                _ => {
-                    let on_route = self.rules.on_route(&route);
-                    let _ = self.seen.set((route.as_str().into(), on_route.clone()));
-                    on_route
+            let shared = match shared {
+                Ok(shared) => shared,
+                Err(reason) => {
+                    let base = &self.rules.base;
+                    let plan = Plan::Bypass(reason, &base.no_rule);
+                    let req = Request::from_parts(parts, body);
+                    return dispatch(base, &mut self.inner, req, plan).on_route();
                 }
-            };
-            let Some(shared) = on_route else {
-                let plan = Plan::Bypass(Reason::BadRule, &base.no_rule);
-                return dispatch(
-                    base,
-                    &mut self.inner,
-                    Request::from_parts(parts, body),
-                    plan,
-                )
-                .on_route();
             };
             let raw = path_params(&mut parts);
             let params: Vec<(&str, &str)> = raw.iter().flat_map(|p| p.iter()).collect();
@@ -428,13 +412,23 @@ mod attached {
             if let Some(uri) = nested {
                 parts.uri = uri;
             }
-            dispatch(
-                &shared,
-                &mut self.inner,
-                Request::from_parts(parts, body),
-                plan,
-            )
-            .on_route()
+            let req = Request::from_parts(parts, body);
+            dispatch(&shared, &mut self.inner, req, plan).on_route()
+        }
+    }
+
+    impl<S, St: Store> RouteCache<S, St> {
+        /// The layer's state with the rules compiled for `route` (`None`:
+        /// they do not fit it); this service's own route is remembered.
+        fn compiled(&self, route: &MatchedPath) -> OnRoute<St> {
+            match self.seen.get() {
+                Some((pattern, on_route)) if **pattern == *route.as_str() => on_route.clone(),
+                _ => {
+                    let on_route = self.rules.on_route(route);
+                    let _ = self.seen.set((route.as_str().into(), on_route.clone()));
+                    on_route
+                }
+            }
         }
     }
 

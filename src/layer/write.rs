@@ -13,7 +13,7 @@ use super::{
     answer::{Result, with_status},
     http::Reason,
     layer::Shared,
-    plan::{WriteRequest, normalize_host},
+    plan::{WriteRequest, same_host},
 };
 use crate::{
     invalidate::Invalidator,
@@ -110,7 +110,7 @@ fn same_host_path(value: &HeaderValue, host: &str, request_path: &str) -> Option
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         let authority = authority.split(['?', '#']).next().unwrap_or("");
         // The request's host is normalised; so is this one.
-        if normalize_host(authority, Some(scheme)) != host {
+        if !same_host(authority, host, Some(scheme)) {
             return None;
         }
         let path = strip(path);

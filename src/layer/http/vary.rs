@@ -28,10 +28,10 @@ pub(crate) fn vary_values(
 /// The single-flight key of a request to `entry_key` whose response is
 /// known to vary on `names` (from a response stored for another variant):
 /// requests for different variants never wait for each other.
-pub(crate) fn variant_flight(
+pub(crate) fn variant_flight<'a>(
     entry_key: &str,
     req_headers: &HeaderMap,
-    names: &[HeaderName],
+    names: impl IntoIterator<Item = &'a HeaderName>,
 ) -> String {
     use sha2::Digest;
     let mut digest = sha2::Sha256::new();
