@@ -185,12 +185,27 @@ impl<St: Store> TaggedCacheLayer<St> {
     }
 
     /// After `failures` store errors or timeouts in a row, skip the store
-    /// for `cooldown` (requests are served uncached, bumps fail at once),
+    /// for `cooldown` (requests are served uncached, bumps are queued in the
+    /// outbox at once),
     /// then let one request at a time probe it; the first probe that
     /// succeeds closes the breaker. Defaults to 5 failures and 2 s.
     pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
         let shared = Arc::make_mut(&mut self.shared);
         shared.set_store(shared.store.clone().with_breaker(failures, cooldown));
+        self
+    }
+
+    /// The bound of the invalidation outbox, in distinct tags: bumps the
+    /// store did not take (it failed, timed out or the breaker is open) wait
+    /// there and are re-applied until they land, and this process serves
+    /// nothing that depends on them meanwhile (`detail=pending-invalidation`).
+    /// Past the bound, the pending tags are replaced by one epoch bump:
+    /// every entry misses once when the store returns, which is logged and
+    /// counted. Defaults to
+    /// [`DEFAULT_OUTBOX_CAPACITY`](crate::invalidate::DEFAULT_OUTBOX_CAPACITY).
+    pub fn outbox_capacity(mut self, capacity: usize) -> Self {
+        let shared = Arc::make_mut(&mut self.shared);
+        shared.set_store(shared.store.clone().with_outbox_capacity(capacity));
         self
     }
 
