@@ -5,6 +5,8 @@ use crate::support;
 
 use crate::quickstart_app as quickstart;
 
+mod fault_proxy;
+mod faults;
 mod frozen_redis;
 mod lost_bumps;
 
