@@ -633,6 +633,28 @@ pub(crate) fn outbox_overflowed(tags: usize, capacity: usize) {
     );
 }
 
+/// A durable outbox row was applied but could not be deleted: a drain
+/// applies it again later.
+#[cfg(any(feature = "outbox-sqlite", feature = "outbox-postgres"))]
+pub(crate) fn outbox_row_kept(err: &Error) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(error = %err, "outbox row applied but not deleted; a drain applies it again");
+}
+
+/// A durable outbox row does not parse: the epoch is bumped in its place.
+#[cfg(any(feature = "outbox-sqlite", feature = "outbox-postgres"))]
+pub(crate) fn outbox_row_unreadable(id: i64) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(id, "unreadable outbox row; bumping the epoch in its place");
+}
+
+/// A durable outbox drain failed (the database did not answer).
+#[cfg(any(feature = "outbox-sqlite", feature = "outbox-postgres"))]
+pub(crate) fn outbox_drain_failed(err: &Error) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(error = %err, "outbox drain failed; trying again at the next poll");
+}
+
 // ---- the store ---------------------------------------------------------------
 
 /// Times one store call; [`finish`](Self::finish) records it.

@@ -93,11 +93,22 @@ impl<St: Store> TagCache<St> {
     }
 
     /// A handle whose store calls have the deadline `timeout`.
+    ///
+    /// It has a circuit breaker and an invalidation outbox of its own: a
+    /// bump queued here fences this handle's reads, not a layer's. Beside a
+    /// [`TaggedCacheLayer`](crate::TaggedCacheLayer), make the handle with
+    /// [`TaggedCacheLayer::tag_cache`](crate::TaggedCacheLayer::tag_cache)
+    /// instead, so that both share one breaker, outbox and model registry.
     pub fn with_timeout(store: St, timeout: Duration) -> Self {
         telemetry::describe();
-        let store = Guarded::new(store, timeout);
+        Self::from_parts(Guarded::new(store, timeout), Arc::default())
+    }
+
+    /// A handle on a guarded store and model registry that others share
+    /// (a layer's).
+    pub(crate) fn from_parts(store: Guarded<St>, models: Arc<ModelRegistry>) -> Self {
         Self {
-            invalidator: Invalidator::from_parts(store.clone(), Arc::default()),
+            invalidator: Invalidator::from_parts(store.clone(), models),
             store,
             flights: Arc::default(),
         }

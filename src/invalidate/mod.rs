@@ -13,6 +13,12 @@
 //! after the handler answered 2xx; in a handler, call
 //! [`Invalidator::invalidate`] after the transaction committed.
 
+#[cfg(any(feature = "outbox-sqlite", feature = "outbox-postgres"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "outbox-sqlite", feature = "outbox-postgres")))
+)]
+pub mod durable;
 mod erased;
 mod outbox;
 mod registry;

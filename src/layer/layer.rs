@@ -12,6 +12,7 @@ use crate::{
     rules::{CompiledRule, Rule, RuleTable},
     store::{DefaultStore, Guarded, Store, entry::CachedResponse},
     telemetry::{self, RuleTelemetry},
+    values::TagCache,
 };
 
 /// Default deadline of one store call on the request path: 500 ms.
@@ -214,6 +215,30 @@ impl<St: Store> TaggedCacheLayer<St> {
     /// same handle handlers find in their request extensions).
     pub fn invalidator(&self) -> Invalidator {
         self.shared.invalidator()
+    }
+
+    /// A value cache on this layer's store that shares its deadline,
+    /// circuit breaker, invalidation outbox and model registry: a bump
+    /// queued through either fences the reads of both, and models
+    /// registered on either are known to both.
+    ///
+    /// ```
+    /// use tower_tagged_cache::{MemoryStore, TaggedCacheLayer, invalidate::Model};
+    ///
+    /// struct User;
+    /// impl Model for User {
+    ///     const TAG: &'static str = "User";
+    ///     fn pk(&self) -> String { "1".into() }
+    /// }
+    ///
+    /// let layer = TaggedCacheLayer::new(MemoryStore::new());
+    /// let values = layer.tag_cache();
+    /// values.models().register::<User>()?;
+    /// assert!(layer.invalidator().models().is_registered::<User>());
+    /// # Ok::<(), tower_tagged_cache::ConfigError>(())
+    /// ```
+    pub fn tag_cache(&self) -> TagCache<St> {
+        TagCache::from_parts(self.shared.store.clone(), self.shared.models.clone())
     }
 
     /// The store.
