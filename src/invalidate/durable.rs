@@ -40,7 +40,7 @@
 //!     .max_connections(1) // one in-memory database
 //!     .connect("sqlite::memory:")
 //!     .await?;
-//! SqlOutbox::create_table(&pool).await?;
+//! SqlOutbox::<sqlx::Sqlite>::create_table(&pool).await?;
 //! let outbox = SqlOutbox::new(pool.clone(), layer.invalidator());
 //! let drain = outbox.drain(); // in every app instance
 //!
