@@ -141,6 +141,8 @@ pub(crate) fn sort(
 }
 
 /// What is stored for one request.
+// As in `Found`: the entry is the hit path, not boxed.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Candidate {
     /// Nothing (or, in a set, only variants past their TTL).
     Nothing,
