@@ -89,37 +89,53 @@ pub(crate) fn sort(
     let mut stale = None;
     let mut vary = Vec::new();
     let mut prior = Prior::Nothing;
-    let candidate = match entry {
-        None => Candidate::Nothing,
+    // The response stored for this request's Vary values, if any.
+    let entry = match entry {
+        None => None,
+        // One entry: decoded as it always was (the hot path).
         Some(bytes) if !variants::is_set(&bytes) => match CachedResponse::decode(bytes) {
-            None => Candidate::Unreadable,
-            Some(entry) if !vary_matches(req_headers, &entry.vary) => {
-                let names = entry.vary.iter().map(|(name, _)| name.clone()).collect();
-                prior = Prior::One(Box::new(entry));
-                Candidate::OtherVariant(names)
+            None => {
+                telemetry::unreadable_entry(entry_key.as_str());
+                None
             }
-            Some(entry) => Candidate::Entry(entry),
+            Some(entry) if !vary_matches(req_headers, &entry.vary) => {
+                fwd = Fwd::VaryMiss;
+                vary = entry.vary.iter().map(|(name, _)| name.clone()).collect();
+                prior = Prior::One(Box::new(entry));
+                None
+            }
+            Some(entry) => Some(entry),
         },
         Some(bytes) => match VariantSet::parse(bytes) {
-            None => Candidate::Unreadable,
+            None => {
+                telemetry::unreadable_entry(entry_key.as_str());
+                None
+            }
             Some(set) => {
-                let candidate = choose(&set, req_headers, now_ms()).candidate;
+                let chosen = choose(&set, req_headers, now_ms()).candidate;
                 prior = Prior::Set(set);
-                candidate
+                match chosen {
+                    Candidate::Nothing => None,
+                    Candidate::Unreadable => {
+                        telemetry::unreadable_entry(entry_key.as_str());
+                        None
+                    }
+                    Candidate::OtherVariant(names) => {
+                        fwd = Fwd::VaryMiss;
+                        vary = names;
+                        None
+                    }
+                    Candidate::Entry(entry) => Some(entry),
+                }
             }
         },
     };
-    match candidate {
-        Candidate::Nothing => {}
-        Candidate::Unreadable => telemetry::unreadable_entry(entry_key.as_str()),
-        Candidate::OtherVariant(names) => {
-            fwd = Fwd::VaryMiss;
-            vary = names;
-        }
-        Candidate::Entry(entry)
+    match entry {
+        None => {}
+        Some(entry)
             if plan.policy.authorized
                 && !shareable_with_authorization(&entry.headers, &plan.rule) => {}
-        Candidate::Entry(entry) => {
+        Some(entry) => {
             if usable_without_origin(&entry, &plan.rule, now_ms(), &plan.policy) {
                 return Found::Fresh(entry);
             }
