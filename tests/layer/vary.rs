@@ -519,6 +519,62 @@ async fn a_revalidated_variant_keeps_the_others<St: Store>(store: St) {
     assert_eq!(not_modified.load(Ordering::SeqCst), 5);
 }
 
+/// Conditional requests and ranges are answered from the variant the
+/// request gets: its own `ETag` and its own body.
+async fn conditionals_and_ranges_are_answered_per_variant<St: Store>(store: St) {
+    let (store, calls, layer) = fixture(store);
+    let inner = origin(calls.clone(), |req, n| {
+        let enc = req.headers()["accept-encoding"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let mut res = Response::new(Scripted::full(format!("#{n} in {enc}")));
+        let headers = res.headers_mut();
+        headers.insert("vary", HeaderValue::from_static("accept-encoding"));
+        headers.insert(
+            "etag",
+            HeaderValue::from_str(&format!("\"{enc}\"")).unwrap(),
+        );
+        res
+    });
+    let mut svc = stack(layer, inner);
+    for (i, enc) in ["gzip", "br"].into_iter().enumerate() {
+        send(&mut svc, with("accept-encoding", enc)).await;
+        store.until_completed(Call::Put, i + 1).await;
+    }
+    let req = |enc: &str, header: &str, value: &str| {
+        Request::get("/users/1")
+            .header("accept-encoding", enc)
+            .header(header, value)
+            .body(Full::default())
+            .unwrap()
+    };
+    for (enc, n) in [("gzip", 1), ("br", 2)] {
+        let own = send(&mut svc, req(enc, "if-none-match", &format!("\"{enc}\""))).await;
+        assert_eq!(own.status, 304, "{enc}");
+        assert_eq!(own.headers["etag"], format!("\"{enc}\"").as_str());
+        let other = if enc == "gzip" { "\"br\"" } else { "\"gzip\"" };
+        let full = send(&mut svc, req(enc, "if-none-match", other)).await;
+        assert_eq!(
+            (full.status.as_u16(), full.cache_status()),
+            (200, HIT),
+            "{enc}"
+        );
+        assert_eq!(full.body, format!("#{n} in {enc}"));
+        let range = send(&mut svc, req(enc, "range", "bytes=-3")).await;
+        assert_eq!(
+            (range.status.as_u16(), range.cache_status()),
+            (206, HIT),
+            "{enc}"
+        );
+        assert_eq!(
+            range.body,
+            format!("#{n} in {enc}")[format!("#{n} in {enc}").len() - 3..]
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
 /// When the origin changes what it varies on, the newest response's `Vary`
 /// wins: variants stored under the old names are dropped, never served.
 async fn variants_of_an_old_vary_are_dropped<St: Store>(store: St) {
@@ -563,6 +619,7 @@ support::every_store!(
     the_variant_past_the_maximum_drops_the_least_recently_stored,
     a_bump_misses_every_variant,
     a_revalidated_variant_keeps_the_others,
+    conditionals_and_ranges_are_answered_per_variant,
     variants_of_an_old_vary_are_dropped,
     variants_never_wait_for_each_other,
     learned_vary_keeps_variants_apart,
