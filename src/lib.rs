@@ -165,7 +165,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[doc(inline)]
 pub use self::{
     error::{ConfigError, Error, ErrorKind},
-    invalidate::Invalidator,
+    invalidate::{Invalidation, Invalidator},
     key::{FragmentedKey, Tag, TagTemplate, VaryOn, Version},
     layer::{CACHE_STATUS, TaggedCache, TaggedCacheLayer},
     rules::{CacheRule, Rule, WriteRule},

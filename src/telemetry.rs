@@ -248,6 +248,7 @@ mod names {
     pub(super) const INVALIDATIONS: &str = "tower_tagged_cache_invalidations_total";
     pub(super) const INVALIDATED_TAGS: &str = "tower_tagged_cache_invalidated_tags_total";
     pub(super) const VALUES: &str = "tower_tagged_cache_value_lookups_total";
+    pub(super) const OUTBOX: &str = "tower_tagged_cache_outbox_total";
 }
 
 #[cfg(feature = "metrics")]
@@ -413,6 +414,11 @@ pub(crate) fn describe() {
             names::INVALIDATED_TAGS,
             Unit::Count,
             "Tags bumped by successful invalidations"
+        );
+        describe_counter!(
+            names::OUTBOX,
+            Unit::Count,
+            "Invalidation outbox events: queued (a bump the store did not take), applied (re-applied by the drain), overflow (pending tags replaced by one epoch bump)"
         );
         describe_counter!(
             names::VALUES,
@@ -593,6 +599,60 @@ pub(crate) fn rules_do_not_fit(route: &str, err: &crate::ConfigError) {
 pub(crate) fn invalidation_failed(err: &Error, tags: &[Tag]) {
     #[cfg(feature = "tracing")]
     tracing::error!(error = %err, tags = ?tags, "invalidation after a successful write failed; entries stay until their TTL");
+}
+
+/// A bump the store did not take went into the outbox.
+pub(crate) fn invalidation_queued(err: &Error, tags: &[Tag], epoch: bool) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(error = %err, tags = ?tags, epoch, "invalidation queued in the outbox; it is re-applied until it lands, and entries that depend on it are not served meanwhile");
+}
+
+/// Counts a bump entering the outbox.
+pub(crate) fn outbox_queued() {
+    #[cfg(feature = "metrics")]
+    increment(static_key!(names::OUTBOX, "event" => "queued"), 1);
+}
+
+/// The drain re-applied pending bumps.
+pub(crate) fn outbox_applied(tags: usize, epoch: bool) {
+    #[cfg(feature = "metrics")]
+    increment(static_key!(names::OUTBOX, "event" => "applied"), 1);
+    #[cfg(feature = "tracing")]
+    tracing::info!(tags, epoch, "queued invalidations applied");
+}
+
+/// The outbox overflowed: its tags were replaced by one epoch bump.
+pub(crate) fn outbox_overflowed(tags: usize, capacity: usize) {
+    #[cfg(feature = "metrics")]
+    increment(static_key!(names::OUTBOX, "event" => "overflow"), 1);
+    #[cfg(feature = "tracing")]
+    tracing::error!(
+        tags,
+        capacity,
+        "invalidation outbox overflowed; the epoch is bumped when the store returns, so every entry misses once"
+    );
+}
+
+/// A durable outbox row was applied but could not be deleted: a drain
+/// applies it again later.
+#[cfg(any(feature = "outbox-sqlite", feature = "outbox-postgres"))]
+pub(crate) fn outbox_row_kept(err: &Error) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(error = %err, "outbox row applied but not deleted; a drain applies it again");
+}
+
+/// A durable outbox row does not parse: the epoch is bumped in its place.
+#[cfg(any(feature = "outbox-sqlite", feature = "outbox-postgres"))]
+pub(crate) fn outbox_row_unreadable(id: i64) {
+    #[cfg(feature = "tracing")]
+    tracing::error!(id, "unreadable outbox row; bumping the epoch in its place");
+}
+
+/// A durable outbox drain failed (the database did not answer).
+#[cfg(any(feature = "outbox-sqlite", feature = "outbox-postgres"))]
+pub(crate) fn outbox_drain_failed(err: &Error) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(error = %err, "outbox drain failed; trying again at the next poll");
 }
 
 // ---- the store ---------------------------------------------------------------

@@ -93,11 +93,22 @@ impl<St: Store> TagCache<St> {
     }
 
     /// A handle whose store calls have the deadline `timeout`.
+    ///
+    /// It has a circuit breaker and an invalidation outbox of its own: a
+    /// bump queued here fences this handle's reads, not a layer's. Beside a
+    /// [`TaggedCacheLayer`](crate::TaggedCacheLayer), make the handle with
+    /// [`TaggedCacheLayer::tag_cache`](crate::TaggedCacheLayer::tag_cache)
+    /// instead, so that both share one breaker, outbox and model registry.
     pub fn with_timeout(store: St, timeout: Duration) -> Self {
         telemetry::describe();
-        let store = Guarded::new(store, timeout);
+        Self::from_parts(Guarded::new(store, timeout), Arc::default())
+    }
+
+    /// A handle on a guarded store and model registry that others share
+    /// (a layer's).
+    pub(crate) fn from_parts(store: Guarded<St>, models: Arc<ModelRegistry>) -> Self {
         Self {
-            invalidator: Invalidator::from_parts(store.clone(), Arc::default()),
+            invalidator: Invalidator::from_parts(store.clone(), models),
             store,
             flights: Arc::default(),
         }
@@ -182,7 +193,8 @@ impl<St: Store> TagCache<St> {
     /// for `ttl`. Concurrent callers that miss on the same key in this
     /// process run the loader once; the others wait and read what it stored.
     /// Store failures are not errors here: the loader's value is returned
-    /// uncached (the cache never stands in the way).
+    /// uncached (the cache never stands in the way), and so is it while a
+    /// tag has a bump waiting in the outbox.
     ///
     /// # Errors
     ///
@@ -320,13 +332,19 @@ impl<St: Store> ValueKey<'_, St> {
         Ok(b.finish())
     }
 
-    /// Reads the value.
+    /// Reads the value. `None` also while a tag of the value has a bump
+    /// waiting in the outbox (read fencing: the stored value may be what
+    /// the bump hides).
     ///
     /// # Errors
     ///
     /// When a tag is invalid or the store failed.
     pub async fn get<T: DeserializeOwned>(self) -> Result<Option<T>, Error> {
         let key = self.fragmented()?;
+        if self.cache.guarded().outbox().fences(key.tags()) {
+            telemetry::value_lookup(ValueLookup::Bypass);
+            return Ok(None);
+        }
         let lookup = self.cache.guarded().lookup(&key).await?;
         let value = lookup.entry.and_then(|bytes| decode(&bytes));
         telemetry::value_lookup(if value.is_some() {
@@ -376,6 +394,12 @@ impl<St: Store> ValueKey<'_, St> {
     {
         let key = self.fragmented()?;
         let cache = self.cache;
+        if cache.guarded().outbox().fences(key.tags()) {
+            // A bump of one of its tags is waiting in the outbox: what is
+            // stored may be what it hides.
+            telemetry::value_lookup(ValueLookup::Bypass);
+            return Ok(loader().await);
+        }
         let lookup = match cache.guarded().lookup(&key).await {
             Ok(lookup) => lookup,
             Err(err) => {

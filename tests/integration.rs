@@ -20,6 +20,9 @@ mod admin;
 mod cli;
 #[path = "conformance/mod.rs"]
 mod conformance;
+#[cfg(any(feature = "outbox-sqlite", feature = "outbox-postgres"))]
+#[path = "durable_outbox.rs"]
+mod durable_outbox;
 #[path = "failures/mod.rs"]
 mod failures;
 #[path = "http.rs"]

@@ -289,15 +289,23 @@ fn store_errors_and_the_breaker() {
                 format!("tower-tagged-cache; fwd=bypass; detail={want}")
             );
         }
-        // The layer's invalidator shares the open breaker: its bump fails
-        // without reaching the store, and without a store error counted.
-        let skipped = invalidator.invalidate(["User:1"]).await.unwrap_err();
-        assert_eq!(skipped.kind(), tower_tagged_cache::ErrorKind::Unavailable);
-        // A handle of its own reaches the store: its error is counted.
-        tower_tagged_cache::Invalidator::new(store.clone())
+        // The layer's invalidator shares the open breaker: its bump is
+        // queued without reaching the store, and without a store error
+        // counted.
+        let skipped = invalidator.invalidate(["User:1"]).await.unwrap();
+        assert!(skipped.is_queued());
+        // A handle of its own reaches the store: its error is counted, and
+        // its bump queued in its own outbox.
+        let own = tower_tagged_cache::Invalidator::new(store.clone())
             .invalidate(["User:1"])
             .await
-            .unwrap_err();
+            .unwrap();
+        assert!(own.is_queued());
+        // The fenced tag is not even looked up.
+        assert_eq!(
+            send(&mut svc, Method::GET, "/users/1", false).await,
+            "tower-tagged-cache; fwd=bypass; detail=pending-invalidation"
+        );
     });
     assert_eq!(store.calls(), 3);
     assert_eq!(
@@ -305,7 +313,7 @@ fn store_errors_and_the_breaker() {
         expected([
             (
                 "tower_tagged_cache_requests_total{outcome=bypass,rule=user}",
-                3
+                4
             ),
             (
                 "tower_tagged_cache_bypass_total{reason=store-error,rule=user}",
@@ -315,6 +323,11 @@ fn store_errors_and_the_breaker() {
                 "tower_tagged_cache_bypass_total{reason=store-unavailable,rule=user}",
                 1
             ),
+            (
+                "tower_tagged_cache_bypass_total{reason=pending-invalidation,rule=user}",
+                1
+            ),
+            ("tower_tagged_cache_outbox_total{event=queued}", 2),
             (
                 "tower_tagged_cache_store_errors_total{kind=error,op=lookup}",
                 2

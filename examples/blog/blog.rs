@@ -1,8 +1,10 @@
 //! A small blog on SQLite (through sqlx) whose pages are cached under model
 //! tags and invalidated only through the model registry of a [`TagCache`]:
-//! the write handlers report what they changed (`Post`, `Author`, `Comment`)
-//! after the commit, and the registered hooks decide which cached pages that
-//! reaches.
+//! the write handlers say what they changed (`Post`, `Author`, `Comment`),
+//! the registered hooks decide which cached pages that reaches, and the
+//! bumps go through the durable outbox ([`SqlOutbox`]): written in the
+//! write's transaction, applied after the commit, and drained by any blog
+//! process sharing the database when Redis was down or the writer died.
 //!
 //! | page                     | tag                | bumped by                                  |
 //! |--------------------------|--------------------|--------------------------------------------|
@@ -48,12 +50,12 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::{
-    Row, SqlitePool,
+    Row, Sqlite, SqlitePool, Transaction,
     sqlite::{SqliteConnectOptions, SqlitePoolOptions},
 };
 use tower_tagged_cache::{
     CacheRule, ConfigError, MemoryStore, RedisStore, Store, Tag, TagCache, TaggedCacheLayer,
-    invalidate::WriteError,
+    invalidate::durable::SqlOutbox,
     invalidate::{Event, Model, model_tag},
 };
 
@@ -150,7 +152,7 @@ pub fn register_models<St: Store>(cache: &TagCache<St>) -> Result<(), ConfigErro
 
 /// Opens (creating it when missing) the SQLite database at `url`, creates the
 /// schema, and seeds it when empty: 3 authors, 10 posts, some comments.
-pub async fn open_db(url: &str) -> Result<SqlitePool, sqlx::Error> {
+pub async fn open_db(url: &str) -> Result<SqlitePool, Box<dyn std::error::Error + Send + Sync>> {
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         .foreign_keys(true);
@@ -180,6 +182,7 @@ pub async fn open_db(url: &str) -> Result<SqlitePool, sqlx::Error> {
     if authors == 0 {
         seed(&pool).await?;
     }
+    SqlOutbox::<Sqlite>::create_table(&pool).await?;
     Ok(pool)
 }
 
@@ -219,15 +222,19 @@ async fn seed(pool: &SqlitePool) -> Result<(), sqlx::Error> {
 #[derive(Clone)]
 struct AppState<St> {
     db: SqlitePool,
+    /// The layer's value cache: its model registry says what each write
+    /// bumps.
     cache: TagCache<St>,
+    /// Where the writes record their bumps, on the layer's invalidator.
+    outbox: SqlOutbox<Sqlite>,
 }
 
 /// The app: the two pages cached under their tags for [`TTL`], the four
 /// writes invalidating through the model registry only (the layer's own
-/// invalidation of unsafe requests is off).
+/// invalidation of unsafe requests is off), their bumps written to the
+/// durable outbox in each write's transaction. Starts the outbox's drain on
+/// the current runtime: every instance of the app drains what others left.
 pub fn app<St: Store>(store: St, db: SqlitePool) -> Result<Router, ConfigError> {
-    let cache = TagCache::with_timeout(store.clone(), STORE_TIMEOUT);
-    register_models(&cache)?;
     let layer = TaggedCacheLayer::new(store)
         .store_timeout(STORE_TIMEOUT)
         .invalidate_unsafe_requests(false)
@@ -245,6 +252,12 @@ pub fn app<St: Store>(store: St, db: SqlitePool) -> Result<Router, ConfigError> 
                 .tags(["AuthorPosts:{id}"])
                 .ttl(TTL),
         )?;
+    // One breaker, outbox and model registry for the pages and the writes.
+    let cache = layer.tag_cache();
+    register_models(&cache)?;
+    let outbox = SqlOutbox::new(db.clone(), layer.invalidator());
+    // Runs as long as the runtime does.
+    drop(outbox.drain());
     Ok(Router::new()
         .route(
             "/posts/{id}",
@@ -255,7 +268,7 @@ pub fn app<St: Store>(store: St, db: SqlitePool) -> Result<Router, ConfigError> 
         .route("/posts/{id}/comments", post(add_comment::<St>))
         .route("/authors/{id}", axum::routing::put(rename_author::<St>))
         .route("/authors/{id}/posts", get(author_posts::<St>))
-        .with_state(AppState { db, cache })
+        .with_state(AppState { db, cache, outbox })
         .layer(layer))
 }
 
@@ -347,16 +360,10 @@ async fn update_post<St: Store>(
     };
     // Bumps Post:{id} and, by the hook, AuthorPosts:{author_id}, after the commit.
     let post = Post { id, author_id };
-    match s
-        .cache
-        .invalidator()
-        .after_commit(tx.commit(), Event::Updated, &post)
-        .await
-    {
-        Ok(()) => Json(json!({ "id": id, "title": title, "body": body, "author_id": author_id }))
-            .into_response(),
-        Err(e) => write_failed(e),
+    if let Err(res) = commit(&s, tx, Event::Updated, &post).await {
+        return res;
     }
+    Json(json!({ "id": id, "title": title, "body": body, "author_id": author_id })).into_response()
 }
 
 async fn delete_post<St: Store>(State(s): State<AppState<St>>, Path(id): Path<i64>) -> Response {
@@ -378,15 +385,10 @@ async fn delete_post<St: Store>(State(s): State<AppState<St>>, Path(id): Path<i6
         Err(e) => return internal(e),
     };
     let post = Post { id, author_id };
-    match s
-        .cache
-        .invalidator()
-        .after_commit(tx.commit(), Event::Deleted, &post)
-        .await
-    {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => write_failed(e),
+    if let Err(res) = commit(&s, tx, Event::Deleted, &post).await {
+        return res;
     }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 #[derive(Deserialize)]
@@ -420,19 +422,14 @@ async fn add_comment<St: Store>(
     };
     // Bumps Comment:{id} and, by the hook, Post:{post_id}.
     let comment = Comment { id, post_id };
-    match s
-        .cache
-        .invalidator()
-        .after_commit(tx.commit(), Event::Created, &comment)
-        .await
-    {
-        Ok(()) => (
-            StatusCode::CREATED,
-            Json(json!({ "id": id, "post_id": post_id, "text": new.text })),
-        )
-            .into_response(),
-        Err(e) => write_failed(e),
+    if let Err(res) = commit(&s, tx, Event::Created, &comment).await {
+        return res;
     }
+    (
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "post_id": post_id, "text": new.text })),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -473,16 +470,10 @@ async fn rename_author<St: Store>(
         name: rename.name,
         post_ids,
     };
-    match s
-        .cache
-        .invalidator()
-        .after_commit(tx.commit(), Event::Updated, &author)
-        .await
-    {
-        Ok(()) => Json(json!({ "id": id, "name": author.name, "post_ids": author.post_ids }))
-            .into_response(),
-        Err(e) => write_failed(e),
+    if let Err(res) = commit(&s, tx, Event::Updated, &author).await {
+        return res;
     }
+    Json(json!({ "id": id, "name": author.name, "post_ids": author.post_ids })).into_response()
 }
 
 fn not_found(message: String) -> Response {
@@ -502,19 +493,24 @@ fn internal(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
-/// A failed commit changed nothing; a failed bump after a good commit leaves
-/// cached pages stale until their TTL, which the client should know.
-fn write_failed(e: WriteError<sqlx::Error>) -> Response {
-    tracing::error!("{e}");
-    let message = match e {
-        WriteError::Write(_) => "the write failed",
-        WriteError::Invalidate(_) => "saved, but cached pages may be stale until their TTL",
-    };
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Json(json!({ "error": message })),
-    )
-        .into_response()
+/// Writes the bumps that `event` on `m` calls for (the model registry's
+/// tags) into the outbox table, in `tx`, commits, then applies them. The
+/// bumps exist exactly when the change does: if this process dies before
+/// they land, or Redis is down, any instance's drain applies them later,
+/// and meanwhile no instance that read the row serves what they hide.
+async fn commit<St: Store, M: Model>(
+    s: &AppState<St>,
+    mut tx: Transaction<'_, Sqlite>,
+    event: Event,
+    m: &M,
+) -> Result<(), Response> {
+    let tags = s.cache.models().tags_for(m, event).map_err(internal)?;
+    let recorded = s.outbox.record(&mut tx, tags).await.map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+    if s.outbox.apply(recorded).await.is_queued() {
+        tracing::warn!("the store did not take the bumps; they are applied when it returns");
+    }
+    Ok(())
 }
 
 /// Seconds since the Unix epoch, with nanoseconds: differs on every call.

@@ -34,7 +34,7 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
-use tower_tagged_cache::{Invalidator, RedisStore, Tag, key::Version};
+use tower_tagged_cache::{Invalidation, Invalidator, RedisStore, Tag, key::Version};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -251,6 +251,19 @@ fn chain(err: &dyn std::error::Error) -> String {
 }
 
 /// `version`, `invalidate` and `epoch`, on Redis.
+/// Waits for a bump the store did not take at once: this process exits
+/// right after, and its outbox with it, so the bump must land before that
+/// or the command fails (it is safe to run again).
+async fn landed(bump: Invalidation) -> Result<(), tower_tagged_cache::Error> {
+    tokio::time::timeout(Duration::from_secs(5), bump.applied())
+        .await
+        .map_err(|_| {
+            tower_tagged_cache::Error::store(
+                "Redis did not take the bump within 5 s (it may have been applied: run the command again)",
+            )
+        })
+}
+
 async fn redis(url: &str, prefix: &str, command: Command) -> ExitCode {
     // Check every tag before touching Redis.
     let tags = match &command {
@@ -290,16 +303,18 @@ async fn redis(url: &str, prefix: &str, command: Command) -> ExitCode {
             }
             Ok(lines.join("\n"))
         }
-        Command::Invalidate { .. } => invalidator
-            .invalidate(&tags)
-            .await
-            .map(|()| format!("invalidated {} tag(s)", tags.len())),
+        Command::Invalidate { .. } => match invalidator.invalidate(&tags).await {
+            Ok(bump) => landed(bump)
+                .await
+                .map(|()| format!("invalidated {} tag(s)", tags.len())),
+            Err(e) => Err(e),
+        },
         Command::Epoch {
             action: EpochAction::Show,
         } => invalidator.epoch().await.map(show),
         Command::Epoch {
             action: EpochAction::Bump,
-        } => match invalidator.bump_epoch().await {
+        } => match landed(invalidator.bump_epoch().await).await {
             Ok(()) => invalidator
                 .epoch()
                 .await

@@ -9,6 +9,7 @@
 
 use std::{any::Any, fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
+use super::outbox::{Invalidation, Outbox};
 use crate::{
     error::Error,
     key::{Tag, Version},
@@ -20,8 +21,8 @@ pub(super) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What an [`Invalidator`](super::Invalidator) calls on its guarded store.
 pub(super) trait WriteStore: Send + Sync + 'static {
-    /// [`Store::bump`], guarded.
-    fn bump<'a>(&'a self, tags: &'a [Tag]) -> BoxFuture<'a, Result<(), Error>>;
+    /// [`Store::bump`], guarded, queued in the outbox when it fails.
+    fn invalidate<'a>(&'a self, tags: &'a [Tag]) -> BoxFuture<'a, Invalidation>;
 
     /// [`Store::versions`], guarded.
     fn versions<'a>(
@@ -32,8 +33,11 @@ pub(super) trait WriteStore: Send + Sync + 'static {
     /// [`Store::epoch`], guarded.
     fn epoch(&self) -> BoxFuture<'_, Result<Option<Version>, Error>>;
 
-    /// [`Store::bump_epoch`], guarded.
-    fn bump_epoch(&self) -> BoxFuture<'_, Result<(), Error>>;
+    /// [`Store::bump_epoch`], guarded, queued in the outbox when it fails.
+    fn invalidate_epoch(&self) -> BoxFuture<'_, Invalidation>;
+
+    /// The outbox of failed bumps.
+    fn outbox(&self) -> &Arc<Outbox>;
 
     /// The same store and circuit breaker under another deadline.
     fn with_timeout(&self, timeout: Duration) -> Arc<dyn WriteStore>;
@@ -46,8 +50,8 @@ pub(super) trait WriteStore: Send + Sync + 'static {
 }
 
 impl<St: Store> WriteStore for Guarded<St> {
-    fn bump<'a>(&'a self, tags: &'a [Tag]) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(Guarded::bump(self, tags))
+    fn invalidate<'a>(&'a self, tags: &'a [Tag]) -> BoxFuture<'a, Invalidation> {
+        Box::pin(Guarded::invalidate(self, tags))
     }
 
     fn versions<'a>(
@@ -61,8 +65,12 @@ impl<St: Store> WriteStore for Guarded<St> {
         Box::pin(Guarded::epoch(self))
     }
 
-    fn bump_epoch(&self) -> BoxFuture<'_, Result<(), Error>> {
-        Box::pin(Guarded::bump_epoch(self))
+    fn invalidate_epoch(&self) -> BoxFuture<'_, Invalidation> {
+        Box::pin(Guarded::invalidate_epoch(self))
+    }
+
+    fn outbox(&self) -> &Arc<Outbox> {
+        Guarded::outbox(self)
     }
 
     fn with_timeout(&self, timeout: Duration) -> Arc<dyn WriteStore> {

@@ -13,11 +13,20 @@
 //! after the handler answered 2xx; in a handler, call
 //! [`Invalidator::invalidate`] after the transaction committed.
 
+#[cfg(any(feature = "outbox-sqlite", feature = "outbox-postgres"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "outbox-sqlite", feature = "outbox-postgres")))
+)]
+pub mod durable;
 mod erased;
+mod outbox;
 mod registry;
 
 use std::{fmt, future::Future, sync::Arc, time::Duration};
 
+pub(crate) use self::outbox::Outbox;
+pub use self::outbox::{DEFAULT_OUTBOX_CAPACITY, Invalidation};
 #[doc(inline)]
 pub use self::registry::{
     Event, Model, ModelRegistry, Registration, aggregate_tag, list_tag, model_tag,
@@ -103,15 +112,25 @@ impl Invalidator {
         self
     }
 
-    /// Bumps every tag, in one store round trip. When this returns `Ok`, the
-    /// bump is in the store: a request that starts afterwards never sees an
-    /// entry stored under the old versions.
+    /// Bumps every tag, in one store round trip. Either way, a request
+    /// that starts after this returned never sees an entry stored under the
+    /// old versions:
+    ///
+    /// - [applied](Invalidation::is_applied): the bump is in the store;
+    /// - [queued](Invalidation::is_queued): the store failed, timed out or
+    ///   is skipped by the open circuit breaker. The bump waits in this
+    ///   handle's outbox and is re-applied with backoff until it lands
+    ///   (a bump that timed out may have landed too: applying it again only
+    ///   draws another version). Until then, this process serves nothing
+    ///   cached that depends on these tags (`detail=pending-invalidation`).
+    ///   Other processes see the bump once it lands; for a bump that must
+    ///   survive this process, see the durable outbox in the
+    ///   [write paths guide](crate::guide::write_paths).
     ///
     /// # Errors
     ///
-    /// When a tag is invalid, or the store failed or timed out: the bump may
-    /// not have happened.
-    pub async fn invalidate<I>(&self, tags: I) -> Result<(), Error>
+    /// When a tag is invalid (nothing is bumped).
+    pub async fn invalidate<I>(&self, tags: I) -> Result<Invalidation, Error>
     where
         I: IntoIterator,
         I::Item: IntoTag,
@@ -120,7 +139,31 @@ impl Invalidator {
             .into_iter()
             .map(IntoTag::into_tag)
             .collect::<Result<Vec<Tag>, _>>()?;
-        self.store.bump(&tags).await
+        Ok(self.store.invalidate(&tags).await)
+    }
+
+    /// Waits until every bump queued in this handle's outbox before the
+    /// call is applied (at once when none is). Bound it with a timeout if
+    /// the store may stay away.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use tower_tagged_cache::{Invalidator, MemoryStore};
+    ///
+    /// let invalidator = Invalidator::new(MemoryStore::new());
+    /// invalidator.drained().await;
+    /// assert_eq!(invalidator.pending(), 0);
+    /// # }
+    /// ```
+    pub async fn drained(&self) {
+        self.store.outbox().drained().await;
+    }
+
+    /// Bumps waiting in the outbox: distinct tags, plus one for a pending
+    /// epoch bump.
+    pub fn pending(&self) -> usize {
+        self.store.outbox().pending()
     }
 
     /// The current version of a tag, `None` when it has none yet.
@@ -135,13 +178,11 @@ impl Invalidator {
     }
 
     /// Replaces the global epoch: every entry in the store becomes
-    /// unreachable at once.
-    ///
-    /// # Errors
-    ///
-    /// When the store failed or timed out.
-    pub async fn bump_epoch(&self) -> Result<(), Error> {
-        self.store.bump_epoch().await
+    /// unreachable at once. Queued like [`invalidate`](Self::invalidate)
+    /// when the store does not take it; a pending epoch bump fences every
+    /// entry in this process.
+    pub async fn bump_epoch(&self) -> Invalidation {
+        self.store.invalidate_epoch().await
     }
 
     /// The current epoch version (`None`: never seeded).
@@ -160,7 +201,8 @@ impl Invalidator {
     /// # Errors
     ///
     /// [`WriteError::Write`] when the write failed (nothing was bumped),
-    /// [`WriteError::Invalidate`] when it succeeded but the bump did not.
+    /// [`WriteError::Invalidate`] when a tag is invalid. A bump the store
+    /// does not take is queued, not an error.
     pub async fn write_then_invalidate<T, E, W, I>(
         &self,
         write: W,
@@ -199,8 +241,8 @@ impl Invalidator {
 pub enum WriteError<E> {
     /// The write failed; nothing was bumped.
     Write(E),
-    /// The write succeeded, the bump failed: cached data may be stale until
-    /// its TTL.
+    /// The write succeeded but nothing was bumped (an invalid tag, a model
+    /// that is not registered).
     Invalidate(Error),
 }
 
@@ -261,7 +303,7 @@ mod tests {
         assert!(v.is_some());
         assert_eq!(other.tag_version("User:1").await.unwrap(), v);
         assert_eq!(other.epoch().await.unwrap(), None);
-        other.bump_epoch().await.unwrap();
+        assert!(other.bump_epoch().await.is_applied());
         assert!(invalidator.epoch().await.unwrap().is_some());
     }
 }

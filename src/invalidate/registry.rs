@@ -5,7 +5,7 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use super::{Invalidator, WriteError};
+use super::{Invalidation, Invalidator, WriteError};
 use crate::{
     error::ConfigError,
     error::Error,
@@ -252,9 +252,9 @@ fn not_registered<M>() -> Error {
 }
 
 impl Invalidator {
-    async fn event<M: Model>(&self, m: &M, event: Event) -> Result<(), Error> {
+    async fn event<M: Model>(&self, m: &M, event: Event) -> Result<Invalidation, Error> {
         let tags = self.models().tags_for(m, event)?;
-        self.store.bump(&tags).await
+        Ok(self.store.invalidate(&tags).await)
     }
 }
 
@@ -264,8 +264,9 @@ impl Invalidator {
     ///
     /// # Errors
     ///
-    /// When `M` is not registered or the store failed.
-    pub async fn created<M: Model>(&self, m: &M) -> Result<(), Error> {
+    /// When `M` is not registered. A store failure is not an error: the
+    /// bump is queued (see [`Invalidation`]).
+    pub async fn created<M: Model>(&self, m: &M) -> Result<Invalidation, Error> {
         self.event(m, Event::Created).await
     }
 
@@ -276,7 +277,8 @@ impl Invalidator {
     /// # Errors
     ///
     /// [`WriteError::Write`] when the write failed (nothing bumped),
-    /// [`WriteError::Invalidate`] when the bump failed after it.
+    /// [`WriteError::Invalidate`] when `M` is not registered. A bump the
+    /// store does not take is queued, not an error.
     pub async fn after_commit<M, T, E, W>(
         &self,
         write: W,
@@ -296,8 +298,9 @@ impl Invalidator {
     ///
     /// # Errors
     ///
-    /// When `M` is not registered or the store failed.
-    pub async fn saved<M: Model>(&self, m: &M) -> Result<(), Error> {
+    /// When `M` is not registered. A store failure is not an error: the
+    /// bump is queued (see [`Invalidation`]).
+    pub async fn saved<M: Model>(&self, m: &M) -> Result<Invalidation, Error> {
         self.event(m, Event::Updated).await
     }
 
@@ -305,8 +308,9 @@ impl Invalidator {
     ///
     /// # Errors
     ///
-    /// When `M` is not registered or the store failed.
-    pub async fn deleted<M: Model>(&self, m: &M) -> Result<(), Error> {
+    /// When `M` is not registered. A store failure is not an error: the
+    /// bump is queued (see [`Invalidation`]).
+    pub async fn deleted<M: Model>(&self, m: &M) -> Result<Invalidation, Error> {
         self.event(m, Event::Deleted).await
     }
 
@@ -315,8 +319,9 @@ impl Invalidator {
     ///
     /// # Errors
     ///
-    /// When `M` is not registered or the store failed.
-    pub async fn bulk<M: Model, I>(&self, pks: I) -> Result<(), Error>
+    /// When `M` is not registered. A store failure is not an error: the
+    /// bump is queued (see [`Invalidation`]).
+    pub async fn bulk<M: Model, I>(&self, pks: I) -> Result<Invalidation, Error>
     where
         I: IntoIterator,
         I::Item: fmt::Display,
@@ -326,7 +331,7 @@ impl Invalidator {
         }
         let mut tags: Vec<Tag> = pks.into_iter().map(model_tag::<M>).collect();
         tags.push(list_tag::<M>());
-        self.store.bump(&tags).await
+        Ok(self.store.invalidate(&tags).await)
     }
 
     /// Bumps a scope of `M`: the tag `M::TAG:scope` (`Review:org:42`), for
@@ -334,12 +339,13 @@ impl Invalidator {
     ///
     /// # Errors
     ///
-    /// When `M` is not registered or the store failed.
-    pub async fn scope<M: Model>(&self, scope: impl fmt::Display) -> Result<(), Error> {
+    /// When `M` is not registered. A store failure is not an error: the
+    /// bump is queued (see [`Invalidation`]).
+    pub async fn scope<M: Model>(&self, scope: impl fmt::Display) -> Result<Invalidation, Error> {
         if !self.models().is_registered::<M>() {
             return Err(not_registered::<M>());
         }
-        self.store.bump(&[model_tag::<M>(scope)]).await
+        Ok(self.store.invalidate(&[model_tag::<M>(scope)]).await)
     }
 
     /// The current version of `m`'s model tag.

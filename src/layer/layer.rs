@@ -12,6 +12,7 @@ use crate::{
     rules::{CompiledRule, Rule, RuleTable},
     store::{DefaultStore, Guarded, Store, entry::CachedResponse, variants::MAX_VARIANTS},
     telemetry::{self, RuleTelemetry},
+    values::TagCache,
 };
 
 /// Default deadline of one store call on the request path: 500 ms.
@@ -207,7 +208,8 @@ impl<St: Store> TaggedCacheLayer<St> {
     }
 
     /// After `failures` store errors or timeouts in a row, skip the store
-    /// for `cooldown` (requests are served uncached, bumps fail at once),
+    /// for `cooldown` (requests are served uncached, bumps are queued in the
+    /// outbox at once),
     /// then let one request at a time probe it; the first probe that
     /// succeeds closes the breaker. Defaults to 5 failures and 2 s.
     pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
@@ -216,11 +218,49 @@ impl<St: Store> TaggedCacheLayer<St> {
         self
     }
 
+    /// The bound of the invalidation outbox, in distinct tags: bumps the
+    /// store did not take (it failed, timed out or the breaker is open) wait
+    /// there and are re-applied until they land, and this process serves
+    /// nothing that depends on them meanwhile (`detail=pending-invalidation`).
+    /// Past the bound, the pending tags are replaced by one epoch bump:
+    /// every entry misses once when the store returns, which is logged and
+    /// counted. Defaults to
+    /// [`DEFAULT_OUTBOX_CAPACITY`](crate::invalidate::DEFAULT_OUTBOX_CAPACITY).
+    pub fn outbox_capacity(mut self, capacity: usize) -> Self {
+        let shared = Arc::make_mut(&mut self.shared);
+        shared.set_store(shared.store.clone().with_outbox_capacity(capacity));
+        self
+    }
+
     /// A handle that bumps tags in this layer's store, through the layer's
     /// deadline and circuit breaker, with the layer's model registry (the
     /// same handle handlers find in their request extensions).
     pub fn invalidator(&self) -> Invalidator {
         self.shared.invalidator()
+    }
+
+    /// A value cache on this layer's store that shares its deadline,
+    /// circuit breaker, invalidation outbox and model registry: a bump
+    /// queued through either fences the reads of both, and models
+    /// registered on either are known to both.
+    ///
+    /// ```
+    /// use tower_tagged_cache::{MemoryStore, TaggedCacheLayer, invalidate::Model};
+    ///
+    /// struct User;
+    /// impl Model for User {
+    ///     const TAG: &'static str = "User";
+    ///     fn pk(&self) -> String { "1".into() }
+    /// }
+    ///
+    /// let layer = TaggedCacheLayer::new(MemoryStore::new());
+    /// let values = layer.tag_cache();
+    /// values.models().register::<User>()?;
+    /// assert!(layer.invalidator().models().is_registered::<User>());
+    /// # Ok::<(), tower_tagged_cache::ConfigError>(())
+    /// ```
+    pub fn tag_cache(&self) -> TagCache<St> {
+        TagCache::from_parts(self.shared.store.clone(), self.shared.models.clone())
     }
 
     /// The store.

@@ -57,13 +57,17 @@ pub(crate) enum Found {
 ///
 /// # Errors
 ///
-/// The reason to bypass the cache when the store failed, timed out or is
+/// The reason to bypass the cache when a tag of the key has a bump waiting
+/// in the outbox (read fencing), or the store failed, timed out or is
 /// skipped by the breaker.
 pub(crate) async fn lookup<St: Store>(
     shared: &Shared<St>,
     plan: &CacheRequest,
     req_headers: &HeaderMap,
 ) -> Result<Found, Reason> {
+    if shared.store.outbox().fences(plan.key.tags()) {
+        return Err(Reason::PendingInvalidation);
+    }
     let lookup = shared
         .store
         .lookup(&plan.key)

@@ -75,9 +75,15 @@ where
         ));
     }
     let status = match invalidator.invalidate(&tags).await {
-        Ok(()) => {
+        Ok(bump) if bump.is_applied() => {
             telemetry::invalidated(&plan.rule);
             Reason::Invalidated
+        }
+        Ok(_) => {
+            // Re-applied until it lands; this process serves nothing that
+            // depends on these tags meanwhile.
+            telemetry::bypass(&plan.rule, Reason::InvalidationQueued);
+            Reason::InvalidationQueued
         }
         Err(err) => {
             telemetry::invalidation_failed(&err, &tags);

@@ -27,6 +27,7 @@ use super::{EntryKey, Lease, Lookup, Op, Store, StoreStats};
 use crate::{
     clock,
     error::Error,
+    invalidate::{DEFAULT_OUTBOX_CAPACITY, Outbox},
     key::{FragmentedKey, Tag, Version},
     telemetry::StoreTimer,
 };
@@ -43,6 +44,9 @@ pub(crate) struct Guarded<St> {
     store: St,
     timeout: Duration,
     breaker: Arc<Breaker>,
+    /// Bumps the store did not take, re-applied until they land; shared by
+    /// clones, like the breaker.
+    outbox: Arc<Outbox>,
 }
 
 impl<St: Clone> Clone for Guarded<St> {
@@ -51,6 +55,7 @@ impl<St: Clone> Clone for Guarded<St> {
             store: self.store.clone(),
             timeout: self.timeout,
             breaker: self.breaker.clone(),
+            outbox: self.outbox.clone(),
         }
     }
 }
@@ -61,6 +66,7 @@ impl<St: fmt::Debug> fmt::Debug for Guarded<St> {
             .field("store", &self.store)
             .field("timeout", &self.timeout)
             .field("breaker", &self.breaker)
+            .field("outbox", &self.outbox)
             .finish()
     }
 }
@@ -76,12 +82,24 @@ impl<St> Guarded<St> {
                 DEFAULT_BREAKER_FAILURES,
                 DEFAULT_BREAKER_COOLDOWN,
             )),
+            outbox: Arc::new(Outbox::new(DEFAULT_OUTBOX_CAPACITY)),
         }
     }
 
     /// The store itself, unguarded.
     pub(crate) fn store(&self) -> &St {
         &self.store
+    }
+
+    /// The invalidation outbox.
+    pub(crate) fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// A new, empty outbox bounded by `capacity` distinct tags.
+    pub(crate) fn with_outbox_capacity(mut self, capacity: usize) -> Self {
+        self.outbox = Arc::new(Outbox::new(capacity));
+        self
     }
 
     /// The deadline of one call.
@@ -127,6 +145,11 @@ impl<St> Guarded<St> {
         };
         let result = deadline(op, self.timeout, call).await;
         match &result {
+            Ok(_) if permit.probe => {
+                permit.succeeded();
+                // The store is back: bumps queued meanwhile go first.
+                self.outbox.store_is_back();
+            }
             Ok(_) => permit.succeeded(),
             Err(err) => permit.failed(err),
         }

@@ -30,7 +30,9 @@ use crate::layer::CACHE_STATUS;
 /// returned never sees what it invalidated.
 ///
 /// A write counts as acknowledged when it answers 2xx and its
-/// `cache-status` does not say the invalidation failed.
+/// `cache-status` does not say the invalidation failed. A queued
+/// invalidation (`detail=invalidation-queued`) counts: the layer promises
+/// the same for it, by fencing what it hides until it lands.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

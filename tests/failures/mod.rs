@@ -5,7 +5,10 @@ use crate::support;
 
 use crate::quickstart_app as quickstart;
 
+mod fault_proxy;
+mod faults;
 mod frozen_redis;
+mod lost_bumps;
 
 use std::{
     convert::Infallible,
@@ -83,16 +86,28 @@ async fn store_errors_fail_open_and_trip_the_breaker() {
         )
     );
     assert_eq!(store.calls(), 3);
-    // Invalidation errors are returned to the caller. The layer's
-    // invalidator goes through the layer's breaker: open, it fails at once
-    // without calling the store.
-    let err = invalidator.invalidate(["User:1"]).await.unwrap_err();
-    assert_eq!(err.kind(), tower_tagged_cache::ErrorKind::Unavailable);
+    // A bump the store does not take is queued, and the caller is told.
+    // The layer's invalidator goes through the layer's breaker: open, it
+    // queues at once without calling the store.
+    let bump = invalidator.invalidate(["User:1"]).await.unwrap();
+    assert!(bump.is_queued());
+    assert_eq!(invalidator.pending(), 1);
     assert_eq!(store.calls(), 3);
-    // A handle of its own reaches the store, and reports its error.
+    // Meanwhile nothing that depends on the tag is served from the cache,
+    // and the fence is decided before the store is asked.
+    let (status, cache, _) = get(&mut svc, "/users/1").await;
+    assert_eq!(
+        (status, cache.as_str()),
+        (
+            200,
+            "tower-tagged-cache; fwd=bypass; detail=pending-invalidation"
+        )
+    );
+    assert_eq!(store.calls(), 3);
+    // A handle of its own reaches the store, fails, and queues in its own
+    // outbox.
     let own = tower_tagged_cache::Invalidator::new(store.clone());
-    let err = own.invalidate(["User:1"]).await.unwrap_err();
-    assert_eq!(err.kind(), tower_tagged_cache::ErrorKind::Store);
+    assert!(own.invalidate(["User:1"]).await.unwrap().is_queued());
     assert_eq!(store.calls(), 4);
 }
 
@@ -126,11 +141,11 @@ async fn a_hanging_store_costs_one_deadline() {
         started.elapsed() < deadline,
         "an open breaker does not wait"
     );
-    // The layer's invalidator shares its breaker: an open breaker fails the
-    // bump at once instead of waiting on a store that hangs.
+    // The layer's invalidator shares its breaker: an open breaker queues
+    // the bump at once instead of waiting on a store that hangs.
     let started = Instant::now();
-    let err = invalidator.invalidate(["User:1"]).await.unwrap_err();
-    assert_eq!(err.kind(), tower_tagged_cache::ErrorKind::Unavailable);
+    let bump = invalidator.invalidate(["User:1"]).await.unwrap();
+    assert!(bump.is_queued());
     assert!(
         started.elapsed() < deadline,
         "an open breaker does not wait"
@@ -167,20 +182,59 @@ async fn a_half_open_breaker_sends_one_probe() {
     assert_eq!(store.calls(), 2);
 }
 
-#[tokio::test]
-async fn a_failed_bump_after_a_write_says_so() {
-    let store = FaultyStore::always(MemoryStore::new(), Fault::Error);
-    let layer = TaggedCacheLayer::new(store)
+#[tokio::test(start_paused = true)]
+async fn a_failed_bump_after_a_write_is_queued_fenced_and_applied_once_the_store_heals() {
+    let store = FaultyStore::new(MemoryStore::new());
+    let layer = TaggedCacheLayer::new(store.clone())
+        .circuit_breaker(1000, Duration::from_secs(60))
         .rule(WriteRule::put("/users/{id}").invalidates(["User:{id}"]))
         .unwrap();
-    let mut svc = service(layer, Arc::default());
+    let invalidator = layer.invalidator();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut svc = service(layer, calls.clone());
+    let (_, cache, _) = get(&mut svc, "/users/1").await;
+    assert_eq!(cache, "tower-tagged-cache; fwd=miss; stored");
+    let v1 = invalidator.tag_version("User:1").await.unwrap();
+
+    store.fail_from_now(Call::Bump, Fault::Error);
     let req = Request::put("/users/1").body(Full::default()).unwrap();
     let res = svc.ready().await.unwrap().call(req).await.unwrap();
     assert_eq!(res.status(), 200, "the write itself succeeded");
     assert_eq!(
         res.headers()["cache-status"],
-        "tower-tagged-cache; fwd=bypass; detail=invalidation-failed"
+        "tower-tagged-cache; fwd=bypass; detail=invalidation-queued"
     );
+    // The store still holds the old version and its entry; this process
+    // serves neither while the bump waits. Other keys are served as usual.
+    for _ in 0..3 {
+        let (_, cache, body) = get(&mut svc, "/users/1").await;
+        assert_eq!(
+            cache,
+            "tower-tagged-cache; fwd=bypass; detail=pending-invalidation"
+        );
+        assert!(!body.ends_with(b"#1 for /users/1"), "{body:?}");
+    }
+    let (_, cache, _) = get(&mut svc, "/users/2").await;
+    assert_eq!(cache, "tower-tagged-cache; fwd=miss; stored");
+    // Retried with backoff (the paused clock runs the sleeps) while the
+    // store keeps failing: still pending, never dropped.
+    let failed_before = store.faults();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(store.faults() > failed_before + 3, "the outbox retries");
+    assert_eq!(invalidator.pending(), 2, "the rule's tag and the URI's");
+    assert_eq!(invalidator.tag_version("User:1").await.unwrap(), v1);
+
+    store.heal();
+    tokio::time::timeout(Duration::from_secs(2), invalidator.drained())
+        .await
+        .expect("the outbox drains once the store takes bumps again");
+    assert_eq!(invalidator.pending(), 0);
+    assert_ne!(invalidator.tag_version("User:1").await.unwrap(), v1);
+    let (_, cache, _) = get(&mut svc, "/users/1").await;
+    assert_eq!(cache, "tower-tagged-cache; fwd=miss; stored");
+    // Stored after the last frame: found stored, or joined in flight.
+    let (_, cache, _) = get(&mut svc, "/users/1").await;
+    assert!(cache.starts_with("tower-tagged-cache; hit"), "{cache}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

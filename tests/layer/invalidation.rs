@@ -224,8 +224,9 @@ async fn axum_handlers_extract_the_invalidator<St: Store>(store: St) {
         // Reported through the layer's model registry: an error if this were
         // any other handle.
         match invalidator.saved(&User { id }).await {
-            Ok(()) => (StatusCode::OK, "flushed".to_owned()),
+            Ok(bump) if bump.is_applied() => (StatusCode::OK, "flushed".to_owned()),
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Ok(bump) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{bump:?}")),
         }
     };
     let app = Router::new()

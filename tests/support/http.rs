@@ -12,6 +12,7 @@ pub async fn serve(app: axum::Router) -> String {
 }
 
 /// A JSON API's answer, as end-to-end tests check it.
+#[derive(Debug)]
 pub struct JsonReply {
     pub status: http::StatusCode,
     pub cache_status: String,

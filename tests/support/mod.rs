@@ -2,6 +2,8 @@
 //!
 //! - [`stores`]: `every_store!`, the harness that runs a test on every store;
 //! - [`redis`]: a private `redis-server` per test (or `REDIS_URL`);
+//! - [`fault_proxy`]: a TCP proxy that injects network faults between the
+//!   app and Redis (latency, blackhole, resets, a bandwidth cap);
 //! - [`monitor`]: what Redis ran (`MONITOR`, `INFO commandstats`);
 //! - [`http`]: serving an app on loopback, and a JSON client;
 //! - [`origin`]: a scriptable HTTP origin for proxy tests;
@@ -11,6 +13,7 @@
 //! kit, `tower_tagged_cache::testing`.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod fault_proxy;
 pub mod http;
 pub mod monitor;
 pub mod origin;
@@ -22,6 +25,7 @@ pub mod stores;
 pub(crate) use self::stores::every_store;
 #[allow(unused_imports)]
 pub use self::{
+    fault_proxy::FaultProxy,
     http::{JsonClient, JsonReply, serve},
     redis::Redis,
 };

@@ -43,7 +43,7 @@ impl Redis {
         let mut last_err = String::new();
         for _ in 0..5 {
             let port = free_port();
-            match spawn(port) {
+            match spawn(port, true) {
                 Ok(child) => {
                     return Self {
                         child: Some(child),
@@ -106,12 +106,25 @@ impl Redis {
         let _ = child.wait();
     }
 
+    /// Snapshots the private server's data to disk (`SAVE`), then kills it
+    /// as a crash would: [`restart`](Self::restart) loads the snapshot, as
+    /// a Redis with persistence comes back with its data.
+    pub fn kill_keeping_data(&mut self) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to save");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"SAVE\r\n").unwrap();
+        let mut ok = [0u8; 5];
+        s.read_exact(&mut ok).unwrap();
+        assert_eq!(&ok, b"+OK\r\n", "SAVE");
+        self.kill();
+    }
+
     /// Starts the private server again on the same port.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "restart() after kill()");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match spawn(self.port) {
+            match spawn(self.port, false) {
                 Ok(child) => {
                     self.child = Some(child);
                     return;
@@ -131,7 +144,15 @@ impl Drop for Redis {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if self.port != 0 {
+            let _ = std::fs::remove_dir_all(data_dir(self.port));
+        }
     }
+}
+
+/// Where the server on `port` keeps its snapshot.
+fn data_dir(port: u16) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("ttc-redis-{port}"))
 }
 
 fn unique_prefix() -> String {
@@ -161,11 +182,21 @@ fn free_port() -> u16 {
 /// process just spawned: when two tests pick the same free port at once, the
 /// one whose server lost the bind must not take the other's server for its
 /// own (and see its connections reset when that test ends).
-fn spawn(port: u16) -> Result<Child, String> {
+fn spawn(port: u16, fresh: bool) -> Result<Child, String> {
+    // Snapshots (`SAVE`) go to a directory of this port's own, where a
+    // restart on the same port finds them.
+    let dir = data_dir(port);
+    if fresh {
+        // Another test's server may have used this port before.
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut child = Command::new("redis-server")
         .args([
             "--port",
             &port.to_string(),
+            "--dir",
+            dir.to_str().expect("a UTF-8 temp dir"),
             "--bind",
             "127.0.0.1",
             "--save",

@@ -12,7 +12,10 @@ mod support;
 #[path = "../blog.rs"]
 mod blog;
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -244,3 +247,86 @@ async fn delete_post<St: Store>(store: St) {
 }
 
 support::every_store!(update_post, rename_author, add_comment, delete_post);
+
+/// Two blog processes share the SQLite file and Redis. A renames an author
+/// while Redis is down and dies before Redis returns (its runtime shuts
+/// down, in-process outbox and all). B finds A's row in the outbox table,
+/// fences the pages it reaches, applies it when Redis is back: no page
+/// through B ever shows the old name, though Redis returns with the old
+/// pages and versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_applies_what_a_dead_one_recorded() {
+    support::trace_init();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("blog.db").display());
+    let mut redis = support::Redis::start_private();
+    // B: serves the pages (and drains the outbox table, as every instance).
+    let b = blog::app(redis.store().await, blog::open_db(&url).await.unwrap()).unwrap();
+    let b = support::JsonClient::new(support::serve(b).await);
+    for _ in 0..2 {
+        let page = b.send(Method::GET, "/posts/4", None).await;
+        assert_eq!(page.json["author_name"], "Ada");
+    }
+    assert_eq!(
+        b.send(Method::GET, "/posts/4", None).await.cache_status,
+        HIT
+    );
+
+    redis.kill_keeping_data();
+    // A, in a runtime of its own, on a store that connects lazily (Redis is
+    // down): the rename commits, its bumps cannot land, A dies.
+    let builder = redis.builder();
+    let a_url = url.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let db = blog::open_db(&a_url).await.unwrap();
+            let a = blog::app(builder.connect_lazy().unwrap(), db).unwrap();
+            let a = support::JsonClient::new(support::serve(a).await);
+            let renamed = a
+                .send(
+                    Method::PUT,
+                    "/authors/1",
+                    Some(json!({ "name": "Ada L." }).to_string()),
+                )
+                .await;
+            assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.json);
+        });
+        rt.shutdown_background();
+    })
+    .join()
+    .unwrap();
+
+    // B reads the row and fences post 4 (Redis still down).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = b.send(Method::GET, "/posts/4", None).await;
+        assert_eq!(page.json["author_name"], "Ada L.");
+        if page.cache_status.ends_with("detail=pending-invalidation") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B never fenced: {}",
+            page.cache_status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Redis returns with the old page: B never serves it, and caches again.
+    redis.restart();
+    let back = Instant::now();
+    let mut hits = 0;
+    while back.elapsed() < Duration::from_millis(1500) {
+        let page = b.send(Method::GET, "/posts/4", None).await;
+        assert_eq!(
+            page.json["author_name"],
+            "Ada L.",
+            "the old name {:?} after Redis returned ({})",
+            back.elapsed(),
+            page.cache_status
+        );
+        hits += usize::from(page.cache_status == HIT);
+    }
+    assert!(hits > 0, "caching came back once B applied the bump");
+}

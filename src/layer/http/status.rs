@@ -35,6 +35,12 @@ pub(crate) enum Reason {
     Invalidated,
     /// A write succeeded but bumping its tags failed.
     InvalidationFailed,
+    /// A write succeeded; the store did not take the bump, so it waits in
+    /// the outbox and is re-applied until it lands.
+    InvalidationQueued,
+    /// A tag of the entry has a bump waiting in this process's outbox: the
+    /// stored entry may be what the bump hides, so it is not served.
+    PendingInvalidation,
     // The response was not stored (`fwd=miss`).
     Head,
     Status,
@@ -104,6 +110,8 @@ status_values! {
     StoreUnavailable => "bypass", "store-unavailable";
     Invalidated => "bypass", "invalidated";
     InvalidationFailed => "bypass", "invalidation-failed";
+    InvalidationQueued => "bypass", "invalidation-queued";
+    PendingInvalidation => "bypass", "pending-invalidation";
     Head => "miss", "head";
     Status => "miss", "status";
     SetCookie => "miss", "set-cookie";
