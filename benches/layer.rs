@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench --bench layer                 # everything (starts a private redis-server)
 //! cargo bench --bench layer -- middleware   # one group
+//! cargo bench --bench layer -- variants     # Vary variants on the memory store
 //! ```
 //!
 //! Each `middleware/*` and `quickstart/*` group puts the cached path beside its
@@ -296,6 +297,69 @@ fn rule_matching(c: &mut Criterion) {
     g.finish();
 }
 
+/// Vary variants on the memory store (issue 11): a hit on a response that
+/// does not vary beside hits on the newest (1st) and the oldest (8th) of 8
+/// variants stored under one key (`Vary: x-lang`).
+fn variants(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let mut g = c.benchmark_group("variants");
+    let with_lang = |lang: Option<&str>| {
+        let mut req = Request::get("/users/1");
+        if let Some(lang) = lang {
+            req = req.header("x-lang", lang);
+        }
+        req.body(Full::default()).unwrap()
+    };
+    let layer = || {
+        TaggedCacheLayer::new(MemoryStore::new())
+            .rule(CacheRule::get("/users/{id}").tags(["User:{id}", "Org:1", "Dashboard"]))
+            .unwrap()
+    };
+    let plain = rt.block_on(warm_service(MemoryStore::new()));
+    g.bench_function("hit_plain", |b| {
+        b.to_async(&rt).iter(|| async {
+            let res = plain.clone().oneshot(with_lang(None)).await.unwrap();
+            black_box(res.into_body().collect().await.unwrap().to_bytes())
+        })
+    });
+    let varied = layer().layer(service_fn(|_req: Request<Full<Bytes>>| async {
+        let mut res = Response::new(Full::new(body_1k()));
+        res.headers_mut()
+            .insert("vary", http::HeaderValue::from_static("x-lang"));
+        Ok::<_, Infallible>(res)
+    }));
+    let langs: Vec<String> = (0..8).map(|i| format!("l{i}")).collect();
+    rt.block_on(async {
+        // l0 is stored first (the 8th variant), l7 last (the 1st).
+        for lang in &langs {
+            let start = Instant::now();
+            loop {
+                let res = varied.clone().oneshot(with_lang(Some(lang))).await.unwrap();
+                let hit = res.headers()["cache-status"] == "tower-tagged-cache; hit";
+                res.into_body().collect().await.unwrap();
+                if hit {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(5),
+                    "{lang} never a hit"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    for (name, lang) in [("hit_1_of_8", &langs[7]), ("hit_8_of_8", &langs[0])] {
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let res = varied.clone().oneshot(with_lang(Some(lang))).await.unwrap();
+                assert_eq!(res.headers()["cache-status"], "tower-tagged-cache; hit");
+                black_box(res.into_body().collect().await.unwrap().to_bytes())
+            })
+        });
+    }
+    g.finish();
+}
+
 async fn start_quickstart<St: Store>(store: St) -> (String, Invalidator) {
     let invalidator = Invalidator::new(store.clone());
     let app = quickstart::app(store, quickstart::Db::seeded()).unwrap();
@@ -307,6 +371,7 @@ criterion_group!(
     key_derivation,
     rule_matching,
     middleware,
+    variants,
     quickstart_http
 );
 criterion_main!(benches);

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use http::{HeaderValue, request::Parts};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, request::Parts};
 
 use super::{
     query::Explain,
@@ -16,11 +17,15 @@ use crate::{
     layer::{
         Reason, Shared,
         admin_view::{
-            CacheRequest, Found, Plan, WriteRequest, hit_status, plan, request_host, sort,
-            uri_tag_of,
+            CacheRequest, Candidate, Found, Plan, WriteRequest, choose, hit_status, plan,
+            request_host, sort, uri_tag_of, vary_matches,
         },
     },
-    store::{Store, entry::CachedResponse},
+    store::{
+        Store,
+        entry::CachedResponse,
+        variants::{self, VariantSet},
+    },
     telemetry::RuleTelemetry,
 };
 
@@ -160,11 +165,7 @@ async fn explain_cache<St: Store>(
         );
     }
     out.field("entry-key", lookup.entry_key.as_str());
-    match lookup.entry.clone().map(CachedResponse::decode) {
-        None => out.field("entry", "none"),
-        Some(None) => out.field("entry", "unreadable"),
-        Some(Some(entry)) => entry_fields(out, &entry),
-    }
+    entry_fields(out, &parts.headers, lookup.entry.clone());
     let status = match sort(&plan, &parts.headers, lookup.entry_key, lookup.entry) {
         Found::Fresh(_) => status_text(&hit_status()),
         Found::Miss { fwd, .. } => format!("tower-tagged-cache; fwd={}", fwd.as_str()),
@@ -172,13 +173,55 @@ async fn explain_cache<St: Store>(
     out.field("cache-status", status);
 }
 
-/// What a stored entry says about itself: metadata only, never its body or
-/// header values (they may be one user's data).
-fn entry_fields(out: &mut Report, entry: &CachedResponse) {
+/// What is stored under the key: `entry` (`none`, `unreadable` or
+/// `stored`), `entry-variants` (how many: 1 for a response stored alone),
+/// `entry-variant` (which one this request gets, from 1 for the newest, or
+/// `none`) and the metadata of that variant (of the newest when none
+/// matches).
+fn entry_fields(out: &mut Report, req_headers: &HeaderMap, entry: Option<Bytes>) {
+    let Some(bytes) = entry else {
+        return out.field("entry", "none");
+    };
+    if !variants::is_set(&bytes) {
+        let Some(entry) = CachedResponse::decode(bytes) else {
+            return out.field("entry", "unreadable");
+        };
+        out.field("entry", "stored");
+        out.field("entry-variants", 1);
+        if vary_matches(req_headers, &entry.vary) {
+            out.field("entry-variant", 1);
+        } else {
+            out.field("entry-variant", "none");
+        }
+        return response_fields(out, &entry);
+    }
+    let Some(set) = VariantSet::parse(bytes) else {
+        return out.field("entry", "unreadable");
+    };
+    let chosen = choose(&set, req_headers, now_ms());
+    let shown = match (chosen.index, chosen.candidate) {
+        (Some(_), Candidate::Entry(entry)) => Some(entry),
+        (Some(_), _) => None,
+        (None, _) => set.variants().next().and_then(|newest| set.decode(&newest)),
+    };
+    let Some(entry) = shown else {
+        return out.field("entry", "unreadable");
+    };
+    out.field("entry", "stored");
+    out.field("entry-variants", set.len());
+    match chosen.index {
+        Some(index) => out.field("entry-variant", index + 1),
+        None => out.field("entry-variant", "none"),
+    }
+    response_fields(out, &entry);
+}
+
+/// What a stored response says about itself: metadata only, never its body
+/// or header values (they may be one user's data).
+fn response_fields(out: &mut Report, entry: &CachedResponse) {
     let now = now_ms();
     let age = entry.age_ms(now);
     let expires = entry.stored_at_ms.saturating_add(millis(entry.ttl));
-    out.field("entry", "stored");
     out.field("entry-status", entry.status.as_u16());
     out.field("entry-stored-at", http_date(entry.stored_at_ms));
     out.field("entry-age", secs_ms(age));

@@ -54,7 +54,9 @@
 //! | `tag` | `cache` | one line per tag of the key: `Tag:instance version` (the version is the last word) |
 //! | `entry-key` | `cache` | the store key of the entry under the current versions |
 //! | `entry` | `cache` | `stored`, `none` or `unreadable` |
-//! | `entry-status`, `entry-stored-at`, `entry-age`, `entry-fresh-left`, `entry-ttl-left`, `entry-vary` | `cache`, when stored | the stored status, when it was stored (HTTP date), its age, how long it stays fresh (`0.000s` when stale) and stored, the request headers its `Vary` names (`-` for none) |
+//! | `entry-variants` | `cache`, when stored | how many variants of a response that varies are stored under the key (`1` for a response stored alone) |
+//! | `entry-variant` | `cache`, when stored | the one this request gets, from `1` (the most recently stored), or `none` when none has the request's `Vary` values |
+//! | `entry-status`, `entry-stored-at`, `entry-age`, `entry-fresh-left`, `entry-ttl-left`, `entry-vary` | `cache`, when stored | of that variant (the most recently stored one when none matches): the stored status, when it was stored (HTTP date), its age, how long it stays fresh (`0.000s` when stale) and stored, the request headers its `Vary` names (`-` for none) |
 //! | `cache-status` | `cache` | `tower-tagged-cache; hit`, or the `fwd=` a request would get (`miss`, `stale`, `vary-miss`, `request`); the real header of a miss adds `stored` or a `detail` once the response is known |
 //! | `invalidates` | `invalidate` | one line per tag the write rule bumps after a 2xx: `Tag:instance version` (`-`: no version yet) |
 //! | `invalidates-uri` | `invalidate` | the per-URI tag bumped after a 2xx or 3xx (also for a same-host `Location` / `Content-Location`) |

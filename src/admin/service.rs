@@ -282,6 +282,8 @@ mod tests {
         assert_eq!(one(&stored, "entry-key"), key);
         assert_eq!(version(&stored, "tag", "User:7"), v1);
         assert_eq!(one(&stored, "entry"), "stored");
+        assert_eq!(one(&stored, "entry-variants"), "1");
+        assert_eq!(one(&stored, "entry-variant"), "1");
         assert_eq!(one(&stored, "entry-status"), "200");
         assert_eq!(one(&stored, "entry-age"), "10.000s");
         assert_eq!(one(&stored, "entry-fresh-left"), "50.000s");
@@ -311,6 +313,57 @@ mod tests {
         assert_ne!(one(&after, "entry-key"), key);
         assert_eq!(one(&after, "entry"), "none");
         assert_eq!(one(&after, "cache-status"), "tower-tagged-cache; fwd=miss");
+    }
+
+    /// Explain names the variant a request gets among those stored.
+    #[tokio::test(start_paused = true)]
+    async fn explain_reports_the_variant_and_how_many_there_are() {
+        let store = PausableStore::new(MemoryStore::new());
+        let layer = layer(store.clone());
+        let admin = layer
+            .admin()
+            .default_host(HeaderValue::from_static("app.example"));
+        let svc = layer.layer(service_fn(|_req: Request<Full<Bytes>>| async move {
+            let mut res = Response::new(Full::new(Bytes::from("a page")));
+            res.headers_mut()
+                .insert("vary", HeaderValue::from_static("x-lang"));
+            Ok::<_, Infallible>(res)
+        }));
+        for (i, lang) in ["en", "fr"].into_iter().enumerate() {
+            // French is stored 20 s after English.
+            tokio::time::advance(Duration::from_secs(20 * i as u64)).await;
+            let req = Request::get("http://app.example/users/7").header("x-lang", lang);
+            let res = svc
+                .clone()
+                .oneshot(req.body(Full::default()).unwrap())
+                .await
+                .unwrap();
+            res.into_body().collect().await.unwrap();
+            store.until_completed(Call::Put, i + 1).await;
+        }
+        let lang = |l: &str| format!("url=/users/7&header=x-lang:%20{l}");
+        let fr = explain(&admin, &lang("fr")).await;
+        assert_eq!(one(&fr, "entry"), "stored");
+        assert_eq!(one(&fr, "entry-variants"), "2");
+        assert_eq!(one(&fr, "entry-variant"), "1");
+        assert_eq!(one(&fr, "entry-age"), "0.000s");
+        assert_eq!(one(&fr, "entry-vary"), "x-lang");
+        assert_eq!(one(&fr, "cache-status"), "tower-tagged-cache; hit");
+        let en = explain(&admin, &lang("en")).await;
+        assert_eq!(one(&en, "entry-variants"), "2");
+        assert_eq!(one(&en, "entry-variant"), "2");
+        assert_eq!(one(&en, "entry-age"), "20.000s");
+        assert_eq!(one(&en, "cache-status"), "tower-tagged-cache; hit");
+        // No variant for German: the newest one's metadata.
+        let de = explain(&admin, &lang("de")).await;
+        assert_eq!(one(&de, "entry"), "stored");
+        assert_eq!(one(&de, "entry-variants"), "2");
+        assert_eq!(one(&de, "entry-variant"), "none");
+        assert_eq!(one(&de, "entry-age"), "0.000s");
+        assert_eq!(
+            one(&de, "cache-status"),
+            "tower-tagged-cache; fwd=vary-miss"
+        );
     }
 
     #[tokio::test]

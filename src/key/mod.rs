@@ -36,7 +36,7 @@
 //! | `{prefix}:epoch` | the global epoch version |
 //! | `{prefix}:t:{name}:{instance}` | a tag's version; instances longer than 64 bytes or holding bytes outside `[A-Za-z0-9_.@+=,/:-]` are written `#` + SHA-256 hex |
 //! | `{prefix}:t:_uri:{host}{path}` | the per-URI tag's version: carried by every cached response, bumped by successful writes to the URI (RFC 9111 §4.4) |
-//! | `{prefix}:e:{digest hex}:{versions sha1 hex}` | a stored response |
+//! | `{prefix}:e:{digest hex}:{versions sha1 hex}` | a stored response, or the variants of one that varies (up to [`max_variants`](crate::TaggedCacheLayer::max_variants), in one value) |
 //! | `{prefix}:l:{digest hex}:{versions sha1 hex}` | a lease on computing that response ([`CacheRule::lease`](crate::CacheRule::lease)) |
 
 mod fragment;

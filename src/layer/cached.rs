@@ -19,7 +19,11 @@ use super::{
     plan::CacheRequest,
     write::add_invalidator,
 };
-use crate::{clock::now_ms, store::EntryKey, store::Store, telemetry};
+use crate::{
+    clock::now_ms,
+    store::{EntryKey, Store, variants::Prior},
+    telemetry,
+};
 
 /// Put this in the extensions of a response your service made because it
 /// could not reach the origin (as the reverse proxy example does for its
@@ -50,6 +54,9 @@ pub(crate) struct Ctx<St> {
     /// The request's headers as the client sent them (the origin may get
     /// conditionals of the cache's own).
     pub(crate) req_headers: HeaderMap,
+    /// What the lookup read under the key: the variants the response may be
+    /// stored beside.
+    pub(crate) prior: Prior,
 }
 
 pub(crate) async fn cached<S, St, ReqBody, ResBody>(
@@ -64,7 +71,7 @@ where
     ResBody: Body,
 {
     let rule = &plan.rule.telemetry;
-    let (entry_key, fwd, stale, vary) = match lookup(&shared, &plan, req.headers()).await {
+    let (entry_key, fwd, stale, vary, prior) = match lookup(&shared, &plan, req.headers()).await {
         Ok(Found::Fresh(entry)) => {
             telemetry::hit(rule);
             return Ok(answer(entry, req.headers(), req.method(), hit_status()));
@@ -74,7 +81,8 @@ where
             fwd,
             stale,
             vary,
-        }) => (entry_key, fwd, stale, vary),
+            prior,
+        }) => (entry_key, fwd, stale, vary, prior),
         Err(reason) => {
             telemetry::bypass(rule, reason);
             add_invalidator(&shared, &mut req);
@@ -109,6 +117,7 @@ where
         entry_key,
         method: req.method().clone(),
         req_headers: req.headers().clone(),
+        prior,
     };
     let conditionals = stale.as_ref().and_then(|e| validators(&e.headers));
     if let Some(conditionals) = &conditionals {

@@ -10,7 +10,7 @@ use crate::{
     invalidate::Invalidator,
     invalidate::ModelRegistry,
     rules::{CompiledRule, Rule, RuleTable},
-    store::{DefaultStore, Guarded, Store, entry::CachedResponse},
+    store::{DefaultStore, Guarded, Store, entry::CachedResponse, variants::MAX_VARIANTS},
     telemetry::{self, RuleTelemetry},
     values::TagCache,
 };
@@ -24,6 +24,10 @@ pub const DEFAULT_FLIGHT_WAIT: Duration = Duration::from_secs(10);
 
 /// Default largest body stored: 4 MiB.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 4 * 1024 * 1024;
+
+/// Default number of variants kept per entry key for a response that
+/// varies: 8.
+pub const DEFAULT_MAX_VARIANTS: usize = 8;
 
 /// [`Layer`] that caches responses under fragmented keys. See the
 /// [crate docs](crate) for an example.
@@ -60,6 +64,8 @@ pub(crate) struct Shared<St> {
     pub(crate) flights: Arc<Flights<Arc<CachedResponse>>>,
     pub(crate) flight_wait: Duration,
     pub(crate) max_body_size: usize,
+    /// Variants kept per entry key, from 1 to 64.
+    pub(crate) max_variants: usize,
 }
 
 /// A rule of the layer as the admin service's `/stats` lists it.
@@ -103,6 +109,7 @@ impl<St: Store> TaggedCacheLayer<St> {
                 flights: Arc::default(),
                 flight_wait: DEFAULT_FLIGHT_WAIT,
                 max_body_size: DEFAULT_MAX_BODY_SIZE,
+                max_variants: DEFAULT_MAX_VARIANTS,
             }),
         }
     }
@@ -182,6 +189,21 @@ impl<St: Store> TaggedCacheLayer<St> {
     /// their own. Defaults to 4 MiB.
     pub fn max_body_size(mut self, limit: usize) -> Self {
         Arc::make_mut(&mut self.shared).max_body_size = limit;
+        self
+    }
+
+    /// How many variants of a response that varies (`Vary`) are kept under
+    /// one key: requests with different values of the headers it names (say
+    /// `Accept-Encoding: gzip` and `br`) each hit their own. The new variant
+    /// is stored first; the least recently *stored* ones are dropped past
+    /// `max` or when the variants together outgrow the body size limit
+    /// (hits do not reorder them: that would be a store write per hit). A
+    /// hit is still one store read and decodes one variant. `1` keeps one
+    /// variant per key, the last stored; `0` counts as `1`, more than 64 as
+    /// 64. See [`caching`](crate::layer#when-a-stored-response-is-used).
+    /// Defaults to 8.
+    pub fn max_variants(mut self, max: usize) -> Self {
+        Arc::make_mut(&mut self.shared).max_variants = max.clamp(1, MAX_VARIANTS);
         self
     }
 
@@ -275,6 +297,7 @@ impl<St: fmt::Debug> fmt::Debug for TaggedCacheLayer<St> {
             .field("rules", &self.shared.rules)
             .field("store_timeout", &self.shared.store.timeout())
             .field("max_body_size", &self.shared.max_body_size)
+            .field("max_variants", &self.shared.max_variants)
             .finish()
     }
 }

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{
     http::{
-        Fwd, Reason, coalesced_status, hit_status, shareable_with_authorization,
+        Fwd, Reason, RequestVary, coalesced_status, hit_status, shareable_with_authorization,
         usable_without_origin, variant_flight, vary_matches,
     },
     layer::Shared,
@@ -19,7 +19,11 @@ use super::{
 use crate::{
     clock::now_ms,
     flight::{self, Leader, Role},
-    store::{EntryKey, Store, entry::CachedResponse},
+    store::{
+        EntryKey, Store,
+        entry::CachedResponse,
+        variants::{self, Prior, VariantSet},
+    },
     telemetry,
 };
 
@@ -42,6 +46,9 @@ pub(crate) enum Found {
         /// The request headers a response stored for another variant varies
         /// on (empty when none is known): single-flight keeps variants apart.
         vary: Vec<HeaderName>,
+        /// What was read under the key, for the response recorded now to be
+        /// stored beside (other variants).
+        prior: Prior,
     },
 }
 
@@ -72,6 +79,10 @@ pub(crate) async fn lookup<St: Store>(
 /// Sorts what a lookup found under `entry_key` for this request (the admin
 /// service's explain sorts with it too, so that it says what a request
 /// would get).
+///
+/// One entry is decoded as it always was; in a set of variants, the
+/// request gets the newest live variant whose `Vary` values it has, and only
+/// that one is decoded ([`choose`]).
 pub(crate) fn sort(
     plan: &CacheRequest,
     req_headers: &HeaderMap,
@@ -81,27 +92,63 @@ pub(crate) fn sort(
     let mut fwd = Fwd::Miss;
     let mut stale = None;
     let mut vary = Vec::new();
-    if let Some(bytes) = entry {
-        match CachedResponse::decode(bytes) {
-            None => telemetry::unreadable_entry(entry_key.as_str()),
+    let mut prior = Prior::Nothing;
+    // The response stored for this request's Vary values, if any.
+    let entry = match entry {
+        None => None,
+        // One entry: decoded as it always was (the hot path).
+        Some(bytes) if !variants::is_set(&bytes) => match CachedResponse::decode(bytes) {
+            None => {
+                telemetry::unreadable_entry(entry_key.as_str());
+                None
+            }
             Some(entry) if !vary_matches(req_headers, &entry.vary) => {
                 fwd = Fwd::VaryMiss;
-                vary = entry.vary.into_iter().map(|(name, _)| name).collect();
+                vary = entry.vary.iter().map(|(name, _)| name.clone()).collect();
+                prior = Prior::One(Box::new(entry));
+                None
             }
-            Some(entry)
-                if plan.policy.authorized
-                    && !shareable_with_authorization(&entry.headers, &plan.rule) => {}
-            Some(entry) => {
-                if usable_without_origin(&entry, &plan.rule, now_ms(), &plan.policy) {
-                    return Found::Fresh(entry);
+            Some(entry) => Some(entry),
+        },
+        Some(bytes) => match VariantSet::parse(bytes) {
+            None => {
+                telemetry::unreadable_entry(entry_key.as_str());
+                None
+            }
+            Some(set) => {
+                let chosen = choose(&set, req_headers, now_ms()).candidate;
+                prior = Prior::Set(set);
+                match chosen {
+                    Candidate::Nothing => None,
+                    Candidate::Unreadable => {
+                        telemetry::unreadable_entry(entry_key.as_str());
+                        None
+                    }
+                    Candidate::OtherVariant(names) => {
+                        fwd = Fwd::VaryMiss;
+                        vary = names;
+                        None
+                    }
+                    Candidate::Entry(entry) => Some(entry),
                 }
-                fwd = if plan.policy.no_cache {
-                    Fwd::Request
-                } else {
-                    Fwd::Stale
-                };
-                stale = Some(Box::new(entry));
             }
+        },
+    };
+    match entry {
+        None => {}
+        Some(entry)
+            if plan.policy.authorized
+                && !shareable_with_authorization(&entry.headers, &plan.rule) => {}
+        Some(entry) => {
+            if usable_without_origin(&entry, &plan.rule, now_ms(), &plan.policy) {
+                return Found::Fresh(entry);
+            }
+            fwd = if plan.policy.no_cache {
+                Fwd::Request
+            } else {
+                Fwd::Stale
+            };
+            stale = Some(Box::new(entry));
         }
     }
     Found::Miss {
@@ -109,6 +156,81 @@ pub(crate) fn sort(
         fwd,
         stale,
         vary,
+        prior,
+    }
+}
+
+/// What is stored for one request.
+// As in `Found`: the entry is the hit path, not boxed.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Candidate {
+    /// Nothing (or, in a set, only variants past their TTL).
+    Nothing,
+    /// Bytes that do not decode, or a variant whose checksum fails.
+    Unreadable,
+    /// Only responses for other values of these request headers (the
+    /// newest variant's `Vary`).
+    OtherVariant(Vec<HeaderName>),
+    /// The response stored for this request's `Vary` values.
+    Entry(CachedResponse),
+}
+
+/// What [`choose`] found in a set.
+pub(crate) struct Chosen {
+    /// What the request gets.
+    pub(crate) candidate: Candidate,
+    /// The chosen variant's position in the set (0: the newest), when one
+    /// matched.
+    pub(crate) index: Option<usize>,
+}
+
+/// The variant of `set` for this request: the newest one, not past its
+/// store TTL, whose stored `Vary` values the request has. Only the fronts of
+/// the variants are read to compare (each request header is hashed once);
+/// the chosen one is decoded, its checksum checked, and compared again.
+pub(crate) fn choose(set: &VariantSet, req_headers: &HeaderMap, now_ms: u64) -> Chosen {
+    let mut request = RequestVary::new(req_headers);
+    let mut newest_live = None;
+    for variant in set.variants() {
+        if variant.head.expired(now_ms) {
+            continue;
+        }
+        newest_live.get_or_insert(variant.head.vary);
+        if !request.matches(variant.head.vary.iter()) {
+            continue;
+        }
+        let candidate = match set.decode(&variant) {
+            Some(entry) if request.matches_decoded(&entry.vary) => Candidate::Entry(entry),
+            _ => Candidate::Unreadable,
+        };
+        return Chosen {
+            candidate,
+            index: Some(variant.index),
+        };
+    }
+    let candidate = match newest_live {
+        None => Candidate::Nothing,
+        Some(vary) => Candidate::OtherVariant(
+            vary.iter()
+                .filter_map(|(name, _)| HeaderName::from_bytes(name).ok())
+                .collect(),
+        ),
+    };
+    Chosen {
+        candidate,
+        index: None,
+    }
+}
+
+/// The stored response under `bytes` that may answer this request: the
+/// entry (whatever its `Vary`: callers check), or a set's variant for it.
+fn for_request(bytes: Bytes, req_headers: &HeaderMap) -> Option<CachedResponse> {
+    if !variants::is_set(&bytes) {
+        return CachedResponse::decode(bytes);
+    }
+    match choose(&VariantSet::parse(bytes)?, req_headers, now_ms()).candidate {
+        Candidate::Entry(entry) => Some(entry),
+        _ => None,
     }
 }
 
@@ -180,7 +302,7 @@ pub(crate) async fn single_flight<St: Store>(
     // A flight may have finished between our lookup and now (or the one we
     // followed gave up, its response stored all the same): look once more
     // before calling the inner service.
-    if let Some(entry) = recheck(shared, plan, entry_key).await
+    if let Some(entry) = recheck(shared, plan, req_headers, entry_key).await
         && shareable(req_headers, plan, &entry)
     {
         if let Some(leader) = &leader {
@@ -197,7 +319,7 @@ pub(crate) async fn single_flight<St: Store>(
         && let Some(ttl) = plan.rule.lease
         && !plan.policy.authorized
     {
-        match fleet(shared, plan, entry_key, ttl).await {
+        match fleet(shared, plan, req_headers, entry_key, ttl).await {
             Fleet::Lead(lease) => local.hold(lease),
             Fleet::Served(entry) if shareable(req_headers, plan, &entry) => {
                 local.publish(Arc::new((*entry).clone()));
@@ -221,9 +343,10 @@ fn shareable(req_headers: &HeaderMap, plan: &CacheRequest, entry: &CachedRespons
 async fn recheck<St: Store>(
     shared: &Shared<St>,
     plan: &CacheRequest,
+    req_headers: &HeaderMap,
     entry_key: &EntryKey,
 ) -> Option<CachedResponse> {
-    match look_again(shared, plan, entry_key).await {
+    match look_again(shared, plan, req_headers, entry_key).await {
         Again::Usable(entry) => Some(*entry),
         Again::Moved | Again::Nothing => None,
     }
@@ -247,6 +370,7 @@ enum Fleet<St: Store> {
 async fn fleet<St: Store>(
     shared: &Shared<St>,
     plan: &CacheRequest,
+    req_headers: &HeaderMap,
     key: &EntryKey,
     ttl: std::time::Duration,
 ) -> Fleet<St> {
@@ -263,7 +387,7 @@ async fn fleet<St: Store>(
             Ok(true) => {
                 // The last holder may have stored the entry and let go
                 // between our last look and now.
-                return match look_again(shared, plan, key).await {
+                return match look_again(shared, plan, req_headers, key).await {
                     Again::Usable(entry) => Fleet::Served(entry),
                     _ => Fleet::Lead(guard),
                 };
@@ -276,7 +400,7 @@ async fn fleet<St: Store>(
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_millis(50));
-        match look_again(shared, plan, key).await {
+        match look_again(shared, plan, req_headers, key).await {
             Again::Usable(entry) => return Fleet::Served(entry),
             // A tag was bumped meanwhile: what the holder computes is for a
             // key no one reads any more.
@@ -294,14 +418,22 @@ enum Again {
     Nothing,
 }
 
-async fn look_again<St: Store>(shared: &Shared<St>, plan: &CacheRequest, key: &EntryKey) -> Again {
+async fn look_again<St: Store>(
+    shared: &Shared<St>,
+    plan: &CacheRequest,
+    req_headers: &HeaderMap,
+    key: &EntryKey,
+) -> Again {
     let Ok(again) = shared.store.lookup(&plan.key).await else {
         return Again::Nothing;
     };
     if again.entry_key != *key {
         return Again::Moved;
     }
-    match again.entry.and_then(CachedResponse::decode) {
+    match again
+        .entry
+        .and_then(|bytes| for_request(bytes, req_headers))
+    {
         Some(entry) if usable_without_origin(&entry, &plan.rule, now_ms(), &plan.policy) => {
             Again::Usable(Box::new(entry))
         }

@@ -31,8 +31,8 @@ pub mod future;
 pub(crate) use self::{http::Reason, layer::Shared};
 pub(crate) mod admin_view {
     pub(crate) use super::{
-        http::hit_status,
-        lookup::{Found, sort},
+        http::{hit_status, vary_matches},
+        lookup::{Candidate, Found, choose, sort},
         plan::{CacheRequest, Plan, WriteRequest, plan, request_host},
         write::uri_tag_of,
     };
@@ -46,6 +46,9 @@ pub use self::{
     body::ResponseBody,
     cached::OriginUnreachable,
     http::{CACHE_STATUS, remove_hop_by_hop},
-    layer::{DEFAULT_FLIGHT_WAIT, DEFAULT_MAX_BODY_SIZE, DEFAULT_STORE_TIMEOUT, TaggedCacheLayer},
+    layer::{
+        DEFAULT_FLIGHT_WAIT, DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_VARIANTS, DEFAULT_STORE_TIMEOUT,
+        TaggedCacheLayer,
+    },
     service::TaggedCache,
 };

@@ -1,7 +1,9 @@
 //! The persist stage: a response from the origin streams to the client
 //! while its frames are recorded, and is stored after the last one, off the
 //! response path, under the key the lookup derived; a stale entry the origin
-//! confirmed with `304` is refreshed and stored again.
+//! confirmed with `304` is refreshed and stored again. A response that
+//! varies is stored beside the other variants the lookup read under the key
+//! (see [`variants`](crate::store::variants)).
 
 use std::sync::Arc;
 
@@ -20,8 +22,13 @@ use super::{
     },
 };
 use crate::{
+    clock::now_ms,
     flight::Leader,
-    store::{Store, entry::CachedResponse},
+    store::{
+        Store,
+        entry::CachedResponse,
+        variants::{self, Bounds},
+    },
     telemetry::{self, Span},
 };
 
@@ -114,8 +121,9 @@ pub(crate) fn refreshed<St: Store, B>(
 }
 
 /// Stores a completed response off the response path, under the key the
-/// lookup derived (never a re-derived one). Encoding happens in the spawned
-/// task, not while the last frame is on its way to the client.
+/// lookup derived (never a re-derived one), beside the variants the lookup
+/// read there that it keeps ([`variants::beside`]). Encoding happens in the
+/// spawned task, not while the last frame is on its way to the client.
 ///
 /// A single-flight `leader` hands the complete response to the requests
 /// waiting on it before the store write.
@@ -124,9 +132,14 @@ fn store_later<St: Store>(ctx: Ctx<St>, leader: Option<Leader<Arc<CachedResponse
         shared,
         plan,
         entry_key: key,
+        prior,
         ..
     } = ctx;
     let rule = plan.rule.telemetry.clone();
+    let bounds = Bounds {
+        max_variants: shared.max_variants,
+        max_bytes: plan.rule.max_body_size.unwrap_or(shared.max_body_size),
+    };
     // The request's span, for the write spawned once the body is done.
     let span = Span::current();
     Box::new(move |mut head, chunks| {
@@ -146,7 +159,9 @@ fn store_later<St: Store>(ctx: Ctx<St>, leader: Option<Leader<Arc<CachedResponse
                 }
                 None => head.encode_with_body(&chunks),
             };
-            if shared.store.put(key, bytes, head.ttl).await.is_ok() {
+            let (bytes, ttl) = variants::beside(&head, bytes, &prior, bounds, now_ms());
+            drop(prior);
+            if shared.store.put(key, bytes, ttl).await.is_ok() {
                 telemetry::stored(&rule);
             }
             // Only now may a new miss lead: the entry is in the store.

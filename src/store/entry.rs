@@ -8,6 +8,12 @@
 //! all integers big-endian. Decoding treats the bytes as untrusted:
 //! anything malformed, truncated, of another format or with trailing bytes is
 //! `None` (a miss), never a panic.
+//!
+//! An entry key holds either one such entry or, for a response that varies
+//! (`Vary`), a [set of variants](super::variants) whose members are entries
+//! in this format. [`Head::peek`] reads the front of an entry (times and
+//! vary block) without decoding the rest, to choose among variants;
+//! [`decode_any`] decodes whatever an entry key may hold.
 
 use std::time::Duration;
 
@@ -157,7 +163,13 @@ impl CachedResponse {
             if r.remaining() < name_len {
                 return None;
             }
-            let name = HeaderName::from_bytes(&r.split_to(name_len)).ok()?;
+            let raw = r.split_to(name_len);
+            let name = HeaderName::from_bytes(&raw).ok()?;
+            // Written as `HeaderName::as_str`; any other spelling is
+            // forged, and choosing a variant compares these bytes.
+            if name.as_str().as_bytes() != raw {
+                return None;
+            }
             let value = match r.try_get_u8().ok()? {
                 0 => None,
                 1 => {
@@ -197,6 +209,140 @@ impl CachedResponse {
             vary,
         })
     }
+}
+
+/// The front of an encoded entry, read without checking its checksum nor
+/// decoding its headers and body: what choosing among variants and keeping
+/// or dropping one needs. Nothing in it is trusted: the variant a request
+/// gets is decoded with [`CachedResponse::decode`], which checks the
+/// checksum over these bytes too.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Head<'a> {
+    /// When the entry was stored, in ms since the Unix epoch.
+    pub(crate) stored_at_ms: u64,
+    /// How long the store keeps it, in ms.
+    pub(crate) ttl_ms: u64,
+    /// The request headers its `Vary` names, with the stored values.
+    pub(crate) vary: VaryBlock<'a>,
+}
+
+impl<'a> Head<'a> {
+    /// Reads the front of `entry` (a whole encoded entry, checksum
+    /// included); `None` when it is not in this format (a set inside a set
+    /// is refused here) or its vary block is malformed or cut.
+    pub(crate) fn peek(entry: &'a [u8]) -> Option<Self> {
+        let mut r = entry.get(..entry.len().checked_sub(4)?)?;
+        if r.try_get_u8().ok()? != FORMAT {
+            return None;
+        }
+        let _status = r.try_get_u16().ok()?;
+        let stored_at_ms = r.try_get_u64().ok()?;
+        let ttl_ms = r.try_get_u64().ok()?;
+        let _initial_age_ms = r.try_get_u64().ok()?;
+        let _freshness_ms = r.try_get_u64().ok()?;
+        let count = r.try_get_u32().ok()? as usize;
+        if count > r.remaining() / 3 {
+            return None;
+        }
+        let raw = r;
+        for _ in 0..count {
+            next_vary(&mut r)?;
+        }
+        let raw = &raw[..raw.len() - r.len()];
+        Some(Self {
+            stored_at_ms,
+            ttl_ms,
+            vary: VaryBlock { count, raw },
+        })
+    }
+
+    /// When the store lets the entry go, in ms since the Unix epoch.
+    pub(crate) fn expires_at_ms(&self) -> u64 {
+        self.stored_at_ms.saturating_add(self.ttl_ms)
+    }
+
+    /// Whether the store should have let the entry go by `now_ms`.
+    pub(crate) fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms() <= now_ms
+    }
+}
+
+/// The vary block of an encoded entry, checked well-formed by
+/// [`Head::peek`]: `(name, value)` pairs as bytes (`None`: the storing
+/// request did not have the header).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct VaryBlock<'a> {
+    count: usize,
+    raw: &'a [u8],
+}
+
+impl<'a> VaryBlock<'a> {
+    /// The stored `(name, value)` pairs, in their stored order (names sorted).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
+        let mut r = self.raw;
+        (0..self.count).map_while(move |_| next_vary(&mut r))
+    }
+
+    /// Whether the block names the same headers as `vary`, in the same order.
+    pub(crate) fn same_names(&self, vary: &[(HeaderName, Option<Bytes>)]) -> bool {
+        self.count == vary.len()
+            && self
+                .iter()
+                .zip(vary)
+                .all(|((name, _), (other, _))| name == other.as_str().as_bytes())
+    }
+
+    /// Whether the block holds exactly `vary`: the same names and values.
+    pub(crate) fn same_values(&self, vary: &[(HeaderName, Option<Bytes>)]) -> bool {
+        self.count == vary.len()
+            && self.iter().zip(vary).all(|((name, value), (n, v))| {
+                name == n.as_str().as_bytes() && value == v.as_deref()
+            })
+    }
+
+    /// Whether two blocks hold the same names and values.
+    pub(crate) fn same_as(&self, other: &VaryBlock<'_>) -> bool {
+        self.count == other.count && self.raw == other.raw
+    }
+}
+
+/// One `(name, value)` of a vary block, or `None` when cut or malformed.
+fn next_vary<'a>(r: &mut &'a [u8]) -> Option<(&'a [u8], Option<&'a [u8]>)> {
+    let name_len = r.try_get_u16().ok()? as usize;
+    let name = r.get(..name_len)?;
+    r.advance(name_len);
+    let value = match r.try_get_u8().ok()? {
+        0 => None,
+        1 => {
+            let len = r.try_get_u32().ok()? as usize;
+            let value = r.get(..len)?;
+            r.advance(len);
+            Some(value)
+        }
+        _ => return None,
+    };
+    Some((name, value))
+}
+
+/// Decodes anything an entry key may hold, as a lookup would: one entry,
+/// or a set of variants with every variant decoded. `true` when all of it
+/// decodes. For fuzzing and tests: the request path decodes only the variant
+/// it serves.
+#[allow(dead_code)]
+pub(crate) fn decode_any(bytes: &[u8]) -> bool {
+    let bytes = Bytes::copy_from_slice(bytes);
+    if !super::variants::is_set(&bytes) {
+        return CachedResponse::decode(bytes).is_some();
+    }
+    let Some(set) = super::variants::VariantSet::parse(bytes) else {
+        return false;
+    };
+    let mut all = true;
+    for variant in set.variants() {
+        let _ = variant.head.vary.iter().count();
+        all &= set.decode(&variant).is_some();
+    }
+    all
 }
 
 fn millis(d: Duration) -> u64 {
@@ -359,7 +505,53 @@ mod tests {
         assert!(!e.is_fresh(e.stored_at_ms + 28_000));
     }
 
+    #[test]
+    fn the_head_says_what_decoding_says() {
+        let e = sample();
+        let bytes = e.encode();
+        let head = Head::peek(&bytes).unwrap();
+        assert_eq!(head.stored_at_ms, e.stored_at_ms);
+        assert_eq!(head.ttl_ms, 60_000);
+        assert_eq!(head.expires_at_ms(), e.stored_at_ms + 60_000);
+        assert!(!head.expired(e.stored_at_ms + 59_999));
+        assert!(head.expired(e.stored_at_ms + 60_000));
+        let vary: Vec<_> = head.vary.iter().collect();
+        assert_eq!(
+            vary,
+            [
+                (&b"accept-language"[..], Some(&b"en"[..])),
+                (&b"x-absent"[..], None)
+            ]
+        );
+        assert!(head.vary.same_values(&e.vary));
+        assert!(head.vary.same_names(&e.vary));
+        let mut other = e.vary.clone();
+        other[0].1 = Some(Bytes::from_static(b"fr"));
+        assert!(head.vary.same_names(&other) && !head.vary.same_values(&other));
+        assert!(!head.vary.same_names(&other[..1]));
+        assert!(decode_any(&bytes));
+        // Cut anywhere in the front, it is refused; the rest of the entry is
+        // for decoding to check.
+        let front = 1 + 2 + 32 + 4 + 15 + 1 + 4 + 2 + 2 + 8 + 1;
+        for cut in 0..front {
+            assert!(Head::peek(&bytes[..cut]).is_none(), "cut {cut}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn peeking_agrees_with_decoding(idx in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut bytes = content(&sample().encode());
+            let i = idx.index(bytes.len());
+            bytes[i] = byte;
+            let bytes = sealed(&bytes);
+            if let Some(e) = CachedResponse::decode(bytes.clone()) {
+                let head = Head::peek(&bytes).expect("what decodes can be peeked at");
+                prop_assert_eq!(head.stored_at_ms, e.stored_at_ms);
+                prop_assert!(head.vary.same_values(&e.vary));
+            }
+        }
+
         #[test]
         fn decoding_arbitrary_bytes_never_panics(data in prop::collection::vec(any::<u8>(), 0..200)) {
             let _ = CachedResponse::decode(sealed(&data));

@@ -55,6 +55,7 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 mod stats;
+pub(crate) mod variants;
 
 pub(crate) use self::guard::Guarded;
 #[cfg(feature = "memory")]

@@ -24,5 +24,5 @@ pub(crate) use self::{
     reuse::{may_serve_stale, shareable_with_authorization, usable_without_origin},
     status::{Fwd, Reason, coalesced_status, hit_status, revalidated_status},
     storable::{Timing, check_headers, check_response},
-    vary::{variant_flight, vary_matches, vary_values},
+    vary::{RequestVary, variant_flight, vary_matches, vary_values},
 };

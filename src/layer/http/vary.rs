@@ -62,6 +62,60 @@ pub(crate) fn vary_matches(
         .all(|(name, value)| request_value(req_headers, name) == *value)
 }
 
+/// A request's values of the headers stored variants vary on, each
+/// normalised and hashed once however many variants it is compared with
+/// (a set holds up to 64, all naming the same headers).
+pub(crate) struct RequestVary<'a> {
+    headers: &'a HeaderMap,
+    values: Vec<(HeaderName, Option<Bytes>)>,
+}
+
+impl<'a> RequestVary<'a> {
+    pub(crate) fn new(headers: &'a HeaderMap) -> Self {
+        Self {
+            headers,
+            values: Vec::new(),
+        }
+    }
+
+    /// Whether the request has the `stored` values (a variant's vary block,
+    /// as bytes). A name that is not a header name matches nothing.
+    pub(crate) fn matches<'b>(
+        &mut self,
+        stored: impl IntoIterator<Item = (&'b [u8], Option<&'b [u8]>)>,
+    ) -> bool {
+        stored
+            .into_iter()
+            .all(|(name, value)| self.value(name).is_some_and(|v| v.as_deref() == value))
+    }
+
+    /// [`matches`](Self::matches) for a decoded entry's values.
+    pub(crate) fn matches_decoded(&mut self, stored: &[(HeaderName, Option<Bytes>)]) -> bool {
+        self.matches(
+            stored
+                .iter()
+                .map(|(name, value)| (name.as_str().as_bytes(), value.as_deref())),
+        )
+    }
+
+    fn value(&mut self, name: &[u8]) -> Option<&Option<Bytes>> {
+        let at = match self
+            .values
+            .iter()
+            .position(|(known, _)| known.as_str().as_bytes() == name)
+        {
+            Some(at) => at,
+            None => {
+                let name = HeaderName::from_bytes(name).ok()?;
+                let value = request_value(self.headers, &name);
+                self.values.push((name, value));
+                self.values.len() - 1
+            }
+        };
+        Some(&self.values[at].1)
+    }
+}
+
 /// A request header's field lines, combined and normalised (RFC 9111 §4.1:
 /// whitespace around commas does not matter), then hashed (SHA-256), so
 /// that credentials a response varies on are never kept at rest.
@@ -107,5 +161,25 @@ mod tests {
             &headers(&[("accept-language", "en, fr"), ("accept-encoding", "gzip")]),
             &stored
         ));
+    }
+
+    #[test]
+    fn request_vary_matches_stored_bytes_as_vary_matches_does() {
+        let res = headers(&[("vary", "accept-language, x-absent")]);
+        let en = vary_values(&headers(&[("accept-language", "en")]), &res);
+        let fr = vary_values(&headers(&[("accept-language", "fr")]), &res);
+        let req = headers(&[("accept-language", "en")]);
+        let mut matcher = RequestVary::new(&req);
+        assert!(matcher.matches_decoded(&en));
+        assert!(!matcher.matches_decoded(&fr));
+        // Each name is looked at once, whatever the number of variants.
+        assert_eq!(matcher.values.len(), 2);
+        // Stored names are bytes: one that is not a header name never
+        // matches, and an empty block always does.
+        assert!(!matcher.matches([(&b"bad name"[..], None)]));
+        assert!(matcher.matches([]));
+        // Uppercase bytes are another name than the lowercase one stored
+        // by the crate, but the same header.
+        assert!(matcher.matches([(&b"X-Absent"[..], None)]));
     }
 }
