@@ -183,7 +183,9 @@ impl Checked {
     }
 }
 
-/// The names of the parameters of a matchit route pattern.
+/// The names of the parameters of a matchit route pattern, read as matchit
+/// reads them: `{{` and `}}` are literal braces, also inside a name (`{x}}}`
+/// is the parameter `x}`).
 fn route_params(pattern: &str) -> Result<Vec<String>, String> {
     let mut params = Vec::new();
     let mut chars = pattern.chars().peekable();
@@ -199,6 +201,10 @@ fn route_params(pattern: &str) -> Result<Vec<String>, String> {
                 let mut name = String::new();
                 loop {
                     match chars.next() {
+                        Some(c @ ('{' | '}')) if chars.peek() == Some(&c) => {
+                            chars.next();
+                            name.push(c);
+                        }
                         Some('}') => break,
                         Some(c) => name.push(c),
                         None => return Err("a `{` in the route is never closed".into()),
@@ -214,4 +220,21 @@ fn route_params(pattern: &str) -> Result<Vec<String>, String> {
         }
     }
     Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_are_read_as_matchit_reads_them() {
+        assert_eq!(
+            route_params("/a/{id}/{{lit}}/{*rest}"),
+            Ok(vec!["id".to_owned(), "rest".to_owned()])
+        );
+        // Escaped braces inside a name belong to it.
+        assert_eq!(route_params("/f/{x}}}"), Ok(vec!["x}".to_owned()]));
+        assert_eq!(route_params("/f/{a{{b}"), Ok(vec!["a{b".to_owned()]));
+        assert!(route_params("/f/{x}}").is_err());
+    }
 }

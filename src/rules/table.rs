@@ -165,9 +165,14 @@ pub(crate) enum NoMatch {
 
 impl RuleTable {
     pub(crate) fn insert(&mut self, rule: CompiledRule) -> Result<(), ConfigError> {
-        match self.router.at(&rule.pattern) {
-            Ok(m) if self.routes[*m.value][0].pattern == rule.pattern => {
-                let idx = *m.value;
+        // Found by its pattern, not by routing it: a pattern read as a path
+        // may route elsewhere (`/a/{{x}}` is the path `/a/{x}`).
+        let existing = self
+            .routes
+            .iter()
+            .position(|r| r[0].pattern == rule.pattern);
+        match existing {
+            Some(idx) => {
                 if let Some(existing) = self.routes[idx].iter().find(|r| r.overlaps(&rule)) {
                     return Err(ConfigError::new(format!(
                         "rule {} {}: a rule for this method and route already exists",
@@ -178,7 +183,7 @@ impl RuleTable {
                 self.routes[idx].push(Arc::new(rule));
                 Ok(())
             }
-            _ => {
+            None => {
                 let idx = self.routes.len();
                 self.router
                     .insert(rule.pattern.clone(), idx)
@@ -269,7 +274,7 @@ impl RuleTable {
 }
 
 /// A path that `pattern` matches: every parameter filled with `x`, escaped
-/// braces unescaped.
+/// braces unescaped (a parameter's name may hold some).
 fn sample_path(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len());
     let mut chars = pattern.chars().peekable();
@@ -284,8 +289,10 @@ fn sample_path(pattern: &str) -> String {
                 out.push('}');
             }
             '{' => {
-                for c in chars.by_ref() {
-                    if c == '}' {
+                while let Some(c) = chars.next() {
+                    if matches!(c, '{' | '}') && chars.peek() == Some(&c) {
+                        chars.next();
+                    } else if c == '}' {
                         break;
                     }
                 }
@@ -449,6 +456,32 @@ mod tests {
         );
         assert_eq!(t.unmatched([]).len(), 6);
         assert_eq!(sample_path("/a/{b}/{{c}}/{*d}"), "/a/x/{c}/x");
+        assert_eq!(sample_path("/a/{b}}c}/d"), "/a/x/d");
+    }
+
+    #[test]
+    fn a_write_rule_joins_the_cache_rule_of_its_pattern() {
+        // Escaped braces: the pattern, read as a path, is not its own route.
+        let t = table::<Rule>(vec![
+            CacheRule::get("/lit/{{x}}").tags(["Lit"]).into(),
+            WriteRule::put("/lit/{{x}}").invalidates(["Lit"]).into(),
+        ])
+        .unwrap();
+        let get = t.find(&Method::GET, "/lit/{x}").ok().unwrap();
+        let put = t.find(&Method::PUT, "/lit/{x}").ok().unwrap();
+        assert!(get.rule.is_cache() && !put.rule.is_cache());
+        // A parameter next to a literal route its pattern reads as.
+        let t = table::<Rule>(vec![
+            CacheRule::get("/a/{{x}}").tags(["Lit"]).into(),
+            CacheRule::get("/a/{x}").tags(["A:{x}"]).into(),
+            WriteRule::put("/a/{x}").invalidates(["A:{x}"]).into(),
+        ])
+        .unwrap();
+        let m = t.find(&Method::PUT, "/a/1").ok().unwrap();
+        assert_eq!(
+            (m.rule.pattern.as_str(), m.param("x")),
+            ("/a/{x}", Some("1"))
+        );
     }
 
     #[test]
