@@ -54,7 +54,7 @@ pub(crate) struct CompiledRule {
     /// The names of the pattern's path parameters (read where axum's router
     /// matched the route).
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(super) path_params: Vec<String>,
+    pub(crate) path_params: Vec<String>,
     pub(crate) name: String,
     /// The span field and metric keys of requests under this rule.
     pub(crate) telemetry: RuleTelemetry,
