@@ -183,11 +183,17 @@ impl Checked {
     }
 }
 
+/// The most parameters (catch-alls aside) a route may have: matchit panics
+/// on more.
+const MAX_PARAMS: usize = 25;
+
 /// The names of the parameters of a matchit route pattern, read as matchit
 /// reads them: `{{` and `}}` are literal braces, also inside a name (`{x}}}`
-/// is the parameter `x}`).
-fn route_params(pattern: &str) -> Result<Vec<String>, String> {
+/// is the parameter `x}`). An error for a pattern matchit would refuse or
+/// panic on.
+pub(super) fn route_params(pattern: &str) -> Result<Vec<String>, String> {
     let mut params = Vec::new();
+    let mut named = 0;
     let mut chars = pattern.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -210,9 +216,14 @@ fn route_params(pattern: &str) -> Result<Vec<String>, String> {
                         None => return Err("a `{` in the route is never closed".into()),
                     }
                 }
+                let catch_all = name.starts_with('*');
                 let name = name.strip_prefix('*').unwrap_or(&name).to_owned();
                 if name.is_empty() {
                     return Err("the route has an empty parameter".into());
+                }
+                named += usize::from(!catch_all);
+                if named > MAX_PARAMS {
+                    return Err(format!("the route has more than {MAX_PARAMS} parameters"));
                 }
                 params.push(name);
             }
@@ -236,5 +247,21 @@ mod tests {
         assert_eq!(route_params("/f/{x}}}"), Ok(vec!["x}".to_owned()]));
         assert_eq!(route_params("/f/{a{{b}"), Ok(vec!["a{b".to_owned()]));
         assert!(route_params("/f/{x}}").is_err());
+    }
+
+    #[test]
+    fn more_parameters_than_matchit_takes_are_an_error() {
+        let route = |n: usize, tail: &str| {
+            let params: String = (0..n).map(|i| format!("/{{p{i}}}")).collect();
+            format!("{params}{tail}")
+        };
+        let mut router = matchit::Router::new();
+        router.insert(route(MAX_PARAMS, "/{*rest}"), ()).unwrap();
+        assert_eq!(
+            route_params(&route(MAX_PARAMS, "/{*rest}")).unwrap().len(),
+            MAX_PARAMS + 1
+        );
+        let err = route_params(&route(MAX_PARAMS + 1, "")).unwrap_err();
+        assert!(err.contains("more than 25"), "{err}");
     }
 }

@@ -5,7 +5,10 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use http::{Method, StatusCode, request::Parts};
 
-use super::{cache::TagsFn, route::ParamFn};
+use super::{
+    cache::TagsFn,
+    route::{ParamFn, route_params},
+};
 use crate::{
     error::ConfigError,
     key::{TagTemplate, VaryOn},
@@ -261,8 +264,11 @@ impl RuleTable {
         let mut router = matchit::Router::new();
         for route in routes {
             // A route matchit refuses (a conflict) cannot be routed to
-            // either; axum refuses the same ones.
-            let _ = router.insert(route, ());
+            // either; axum refuses the same ones. One with too many
+            // parameters would make it panic.
+            if route_params(route).is_ok() {
+                let _ = router.insert(route, ());
+            }
         }
         self.routes
             .iter()
