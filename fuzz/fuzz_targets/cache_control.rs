@@ -2,7 +2,8 @@
 //! lines never panic and give bounded durations; names are read in any
 //! case; several lines read as one joined with commas; directives written
 //! from known values read back as those values in each of the three fields,
-//! quoted strings never leaking directives.
+//! quoted strings (with obs-text or not) neither leaking nor hiding
+//! directives.
 //!
 //! The input is text, one field line a line: `cdn-cache-control: ...` and
 //! `surrogate-control: ...` lines are those fields, any other line is a
@@ -118,20 +119,19 @@ fn check_raw(input: &Input<'_>) {
     let upper_headers = header_map(upper.iter().map(|l| ("cache-control", &l[..])));
     assert_eq!(cache_control(&upper_headers), cc);
 
-    // Lines that are text and hold no quoted string read as one line.
-    let text: Option<Vec<&str>> = input
-        .cache_control
-        .iter()
-        .map(|l| {
-            let l = std::str::from_utf8(l).ok()?;
-            let ok = http::HeaderValue::from_str(l).is_ok() && !l.contains(['"', '\\']);
-            ok.then_some(l)
-        })
-        .collect();
-    if let Some(text) = text {
-        let joined = text.join(", ");
-        let joined_headers = header_map([("cache-control", joined.as_bytes())]);
-        assert_eq!(cache_control(&joined_headers), cc, "{text:?}");
+    // Lines that hold no quoted string read as one line.
+    let plain = input.cache_control.iter().all(|l| {
+        http::HeaderValue::from_bytes(l).is_ok() && !l.iter().any(|b| matches!(b, b'"' | b'\\'))
+    });
+    if plain {
+        let joined = input.cache_control.join(&b", "[..]);
+        let joined_headers = header_map([("cache-control", &joined[..])]);
+        assert_eq!(
+            cache_control(&joined_headers),
+            cc,
+            "{:?}",
+            input.cache_control
+        );
     }
 
     // Without a targeted field, a response's directives are its
@@ -206,6 +206,15 @@ fn check_built(b: &Built) {
     }
     let headers = header_map([("cache-control", cc_text.as_bytes())]);
     assert_eq!(cache_control(&headers), cc_expected, "{cc_text:?}");
+    // A quoted string may hold obs-text (RFC 9110 §5.6.4): it hides nothing.
+    let mut obs_text = cc_text.clone().into_bytes();
+    obs_text.extend_from_slice(b", ext=\"caf\xe9 \xff\"");
+    let headers = header_map([("cache-control", &obs_text[..])]);
+    assert_eq!(
+        cache_control(&headers),
+        cc_expected,
+        "{cc_text:?} + obs-text"
+    );
 
     if text.is_empty() {
         return;
