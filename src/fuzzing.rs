@@ -28,7 +28,8 @@ pub fn seal(content: &[u8]) -> Vec<u8> {
 }
 
 /// Decodes bytes read back from a store as a stored response; `true` when
-/// they decode.
+/// they decode. Every stored form an entry may take goes through here: when
+/// the format grows, this is the one place the target reaches it from.
 ///
 /// # Panics
 ///
