@@ -137,6 +137,9 @@ pub mod admin;
 mod clock;
 mod error;
 mod flight;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod invalidate;
 pub mod key;
 pub mod layer;

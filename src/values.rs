@@ -458,7 +458,7 @@ impl<St: Store> ValueKey<'_, St> {
     }
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Bytes, Error> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Bytes, Error> {
     let body = postcard::to_allocvec(value).map_err(|e| Error::new(ErrorKind::Encode, e))?;
     let mut buf = BytesMut::with_capacity(1 + body.len() + 4);
     buf.put_u8(FORMAT);
@@ -470,7 +470,7 @@ fn encode<T: Serialize>(value: &T) -> Result<Bytes, Error> {
 /// Decodes a value that fills `bytes` exactly: a value written by a type
 /// with more or fewer fields fails, and is a miss; so is a damaged one (its
 /// checksum does not match).
-fn decode<T: DeserializeOwned>(bytes: &Bytes) -> Option<T> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &Bytes) -> Option<T> {
     let sealed = checksum::open(bytes)?;
     let (&format, body) = sealed.split_first()?;
     if format != FORMAT {

@@ -38,6 +38,12 @@ pub(crate) mod admin_view {
     };
 }
 
+// What the fuzz targets drive (`crate::fuzzing`).
+#[cfg(fuzzing)]
+pub(crate) mod fuzz_view {
+    pub(crate) use super::http::{CacheControl, date_from};
+}
+
 #[cfg(feature = "axum")]
 #[doc(inline)]
 pub use self::routes::{RouteCache, RouteRulesLayer};

@@ -183,9 +183,17 @@ impl Checked {
     }
 }
 
-/// The names of the parameters of a matchit route pattern.
-fn route_params(pattern: &str) -> Result<Vec<String>, String> {
+/// The most parameters (catch-alls aside) a route may have: matchit panics
+/// on more.
+const MAX_PARAMS: usize = 25;
+
+/// The names of the parameters of a matchit route pattern, read as matchit
+/// reads them: `{{` and `}}` are literal braces, also inside a name (`{x}}}`
+/// is the parameter `x}`). An error for a pattern matchit would refuse or
+/// panic on.
+pub(super) fn route_params(pattern: &str) -> Result<Vec<String>, String> {
     let mut params = Vec::new();
+    let mut named = 0;
     let mut chars = pattern.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -199,14 +207,23 @@ fn route_params(pattern: &str) -> Result<Vec<String>, String> {
                 let mut name = String::new();
                 loop {
                     match chars.next() {
+                        Some(c @ ('{' | '}')) if chars.peek() == Some(&c) => {
+                            chars.next();
+                            name.push(c);
+                        }
                         Some('}') => break,
                         Some(c) => name.push(c),
                         None => return Err("a `{` in the route is never closed".into()),
                     }
                 }
+                let catch_all = name.starts_with('*');
                 let name = name.strip_prefix('*').unwrap_or(&name).to_owned();
                 if name.is_empty() {
                     return Err("the route has an empty parameter".into());
+                }
+                named += usize::from(!catch_all);
+                if named > MAX_PARAMS {
+                    return Err(format!("the route has more than {MAX_PARAMS} parameters"));
                 }
                 params.push(name);
             }
@@ -214,4 +231,37 @@ fn route_params(pattern: &str) -> Result<Vec<String>, String> {
         }
     }
     Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_are_read_as_matchit_reads_them() {
+        assert_eq!(
+            route_params("/a/{id}/{{lit}}/{*rest}"),
+            Ok(vec!["id".to_owned(), "rest".to_owned()])
+        );
+        // Escaped braces inside a name belong to it.
+        assert_eq!(route_params("/f/{x}}}"), Ok(vec!["x}".to_owned()]));
+        assert_eq!(route_params("/f/{a{{b}"), Ok(vec!["a{b".to_owned()]));
+        assert!(route_params("/f/{x}}").is_err());
+    }
+
+    #[test]
+    fn more_parameters_than_matchit_takes_are_an_error() {
+        let route = |n: usize, tail: &str| {
+            let params: String = (0..n).map(|i| format!("/{{p{i}}}")).collect();
+            format!("{params}{tail}")
+        };
+        let mut router = matchit::Router::new();
+        router.insert(route(MAX_PARAMS, "/{*rest}"), ()).unwrap();
+        assert_eq!(
+            route_params(&route(MAX_PARAMS, "/{*rest}")).unwrap().len(),
+            MAX_PARAMS + 1
+        );
+        let err = route_params(&route(MAX_PARAMS + 1, "")).unwrap_err();
+        assert!(err.contains("more than 25"), "{err}");
+    }
 }

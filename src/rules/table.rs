@@ -5,7 +5,10 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use http::{Method, StatusCode, request::Parts};
 
-use super::{cache::TagsFn, route::ParamFn};
+use super::{
+    cache::TagsFn,
+    route::{ParamFn, route_params},
+};
 use crate::{
     error::ConfigError,
     key::{TagTemplate, VaryOn},
@@ -54,7 +57,7 @@ pub(crate) struct CompiledRule {
     /// The names of the pattern's path parameters (read where axum's router
     /// matched the route).
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
-    pub(super) path_params: Vec<String>,
+    pub(crate) path_params: Vec<String>,
     pub(crate) name: String,
     /// The span field and metric keys of requests under this rule.
     pub(crate) telemetry: RuleTelemetry,
@@ -165,9 +168,14 @@ pub(crate) enum NoMatch {
 
 impl RuleTable {
     pub(crate) fn insert(&mut self, rule: CompiledRule) -> Result<(), ConfigError> {
-        match self.router.at(&rule.pattern) {
-            Ok(m) if self.routes[*m.value][0].pattern == rule.pattern => {
-                let idx = *m.value;
+        // Found by its pattern, not by routing it: a pattern read as a path
+        // may route elsewhere (`/a/{{x}}` is the path `/a/{x}`).
+        let existing = self
+            .routes
+            .iter()
+            .position(|r| r[0].pattern == rule.pattern);
+        match existing {
+            Some(idx) => {
                 if let Some(existing) = self.routes[idx].iter().find(|r| r.overlaps(&rule)) {
                     return Err(ConfigError::new(format!(
                         "rule {} {}: a rule for this method and route already exists",
@@ -178,7 +186,7 @@ impl RuleTable {
                 self.routes[idx].push(Arc::new(rule));
                 Ok(())
             }
-            _ => {
+            None => {
                 let idx = self.routes.len();
                 self.router
                     .insert(rule.pattern.clone(), idx)
@@ -256,8 +264,11 @@ impl RuleTable {
         let mut router = matchit::Router::new();
         for route in routes {
             // A route matchit refuses (a conflict) cannot be routed to
-            // either; axum refuses the same ones.
-            let _ = router.insert(route, ());
+            // either; axum refuses the same ones. One with too many
+            // parameters would make it panic.
+            if route_params(route).is_ok() {
+                let _ = router.insert(route, ());
+            }
         }
         self.routes
             .iter()
@@ -269,7 +280,7 @@ impl RuleTable {
 }
 
 /// A path that `pattern` matches: every parameter filled with `x`, escaped
-/// braces unescaped.
+/// braces unescaped (a parameter's name may hold some).
 fn sample_path(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len());
     let mut chars = pattern.chars().peekable();
@@ -284,8 +295,10 @@ fn sample_path(pattern: &str) -> String {
                 out.push('}');
             }
             '{' => {
-                for c in chars.by_ref() {
-                    if c == '}' {
+                while let Some(c) = chars.next() {
+                    if matches!(c, '{' | '}') && chars.peek() == Some(&c) {
+                        chars.next();
+                    } else if c == '}' {
                         break;
                     }
                 }
@@ -449,6 +462,32 @@ mod tests {
         );
         assert_eq!(t.unmatched([]).len(), 6);
         assert_eq!(sample_path("/a/{b}/{{c}}/{*d}"), "/a/x/{c}/x");
+        assert_eq!(sample_path("/a/{b}}c}/d"), "/a/x/d");
+    }
+
+    #[test]
+    fn a_write_rule_joins_the_cache_rule_of_its_pattern() {
+        // Escaped braces: the pattern, read as a path, is not its own route.
+        let t = table::<Rule>(vec![
+            CacheRule::get("/lit/{{x}}").tags(["Lit"]).into(),
+            WriteRule::put("/lit/{{x}}").invalidates(["Lit"]).into(),
+        ])
+        .unwrap();
+        let get = t.find(&Method::GET, "/lit/{x}").ok().unwrap();
+        let put = t.find(&Method::PUT, "/lit/{x}").ok().unwrap();
+        assert!(get.rule.is_cache() && !put.rule.is_cache());
+        // A parameter next to a literal route its pattern reads as.
+        let t = table::<Rule>(vec![
+            CacheRule::get("/a/{{x}}").tags(["Lit"]).into(),
+            CacheRule::get("/a/{x}").tags(["A:{x}"]).into(),
+            WriteRule::put("/a/{x}").invalidates(["A:{x}"]).into(),
+        ])
+        .unwrap();
+        let m = t.find(&Method::PUT, "/a/1").ok().unwrap();
+        assert_eq!(
+            (m.rule.pattern.as_str(), m.param("x")),
+            ("/a/{x}", Some("1"))
+        );
     }
 
     #[test]

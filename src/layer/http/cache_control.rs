@@ -153,11 +153,13 @@ impl CacheControl {
 }
 
 /// The directives of `Cache-Control` as `(name, value)`, splitting on
-/// commas outside quoted strings; quoted values are unquoted.
+/// commas outside quoted strings; quoted values are unquoted. Read as bytes:
+/// a quoted string may hold obs-text (RFC 9110 §5.6.4), which must not hide
+/// the line's other directives; a value that is not UTF-8 is cut where it
+/// stops being so (only its leading digits are ever read).
 fn directives<'a>(headers: &'a HeaderMap, field: &HeaderName) -> Vec<(&'a str, Option<&'a str>)> {
     let mut out = Vec::new();
     for value in headers.get_all(field) {
-        let Ok(value) = value.to_str() else { continue };
         let (mut start, mut quoted, mut escaped) = (0, false, false);
         let bytes = value.as_bytes();
         for i in 0..=bytes.len() {
@@ -174,19 +176,30 @@ fn directives<'a>(headers: &'a HeaderMap, field: &HeaderName) -> Vec<(&'a str, O
                 Some(_) => continue,
             }
             if b == Some(b',') || b.is_none() {
-                let directive = value[start..i].trim();
+                let directive = bytes[start..i].trim_ascii();
                 start = i + 1;
                 if directive.is_empty() {
                     continue;
                 }
-                let (name, arg) = match directive.split_once('=') {
-                    // `max-age = 5` is not a valid directive: ignore it.
-                    Some((n, a)) if n.ends_with([' ', '\t']) || a.starts_with([' ', '\t']) => {
-                        continue;
-                    }
-                    Some((n, a)) => (n, Some(a.trim_matches('"'))),
+                let (name, arg) = match directive.iter().position(|&b| b == b'=') {
+                    Some(eq) => (&directive[..eq], Some(&directive[eq + 1..])),
                     None => (directive, None),
                 };
+                // `max-age = 5` is not a valid directive: ignore it.
+                let blank = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+                if blank(name.last()) || arg.is_some_and(|a| blank(a.first())) {
+                    continue;
+                }
+                let Ok(name) = std::str::from_utf8(name) else {
+                    continue;
+                };
+                let arg = arg.map(|a| {
+                    let text = match std::str::from_utf8(a) {
+                        Ok(text) => text,
+                        Err(e) => std::str::from_utf8(&a[..e.valid_up_to()]).unwrap_or(""),
+                    };
+                    text.trim_matches('"')
+                });
                 out.push((name, arg));
             }
         }
@@ -213,6 +226,21 @@ mod tests {
 
     use super::super::{status::Reason, test_support::*};
     use crate::rules::CacheRule;
+
+    #[test]
+    fn obs_text_in_a_quoted_string_hides_no_directive() {
+        // RFC 9110 §5.6.4: a quoted string may hold obs-text, UTF-8 or not.
+        let r = rule(CacheRule::get("/").ttl(Duration::from_secs(60)));
+        assert_eq!(
+            fresh_for(&r, &[("cache-control", "private, community=\"Zürich\"")]),
+            Err(Reason::Private)
+        );
+        let mut headers = http::HeaderMap::new();
+        let latin1 = http::HeaderValue::from_bytes(b"max-age=10, x=\"\xe9\", no-store").unwrap();
+        headers.insert(http::header::CACHE_CONTROL, latin1);
+        let cc = super::CacheControl::parse(&headers);
+        assert!(cc.no_store && cc.max_age == Some(10), "{cc:?}");
+    }
 
     #[test]
     fn targeted_fields_and_age_parsing() {

@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 /// RFC 850, asctime), laid out exactly as there but read as caches do: names
 /// in any case, and the weekday not checked against the date. Anything else
 /// (other zones, missing comma, extra spaces, short fields) is invalid.
-pub(super) fn date_from(value: &HeaderValue) -> Option<u64> {
+pub(crate) fn date_from(value: &HeaderValue) -> Option<u64> {
     const MONTHS: [&str; 12] = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];

@@ -26,3 +26,7 @@ pub(crate) use self::{
     storable::{Timing, check_headers, check_response},
     vary::{RequestVary, variant_flight, vary_matches, vary_values},
 };
+
+// What the fuzz targets drive (`crate::fuzzing`).
+#[cfg(fuzzing)]
+pub(crate) use self::{cache_control::CacheControl, date::date_from};
