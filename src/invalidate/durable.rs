@@ -250,10 +250,7 @@ macro_rules! sql_outbox {
                 I: IntoIterator,
                 I::Item: IntoTag,
             {
-                let tags = tags
-                    .into_iter()
-                    .map(IntoTag::into_tag)
-                    .collect::<Result<Vec<Tag>, _>>()?;
+                let tags = crate::key::into_tags(tags)?;
                 let id: i64 = sqlx::query_scalar($insert)
                     .bind(encode_tags(&tags))
                     .bind(now_ms())

@@ -35,7 +35,7 @@ pub use self::registry::{
 use self::erased::WriteStore;
 use crate::{
     error::Error,
-    key::{IntoTag, Tag, Version},
+    key::{IntoTag, Version},
     store::{Guarded, Store},
 };
 
@@ -135,10 +135,7 @@ impl Invalidator {
         I: IntoIterator,
         I::Item: IntoTag,
     {
-        let tags = tags
-            .into_iter()
-            .map(IntoTag::into_tag)
-            .collect::<Result<Vec<Tag>, _>>()?;
+        let tags = crate::key::into_tags(tags)?;
         Ok(self.store.invalidate(&tags).await)
     }
 

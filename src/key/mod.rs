@@ -45,6 +45,7 @@ mod tag;
 mod vary;
 
 pub(crate) use self::schema::{HttpKey, uri_tag};
+pub(crate) use self::tag::into_tags;
 #[doc(inline)]
 pub use self::{
     fragment::{FragmentedKey, KeyBuilder, Version},

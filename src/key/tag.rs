@@ -178,6 +178,15 @@ pub trait IntoTag {
     fn into_tag(self) -> Result<Tag, ConfigError>;
 }
 
+/// Every tag of `tags`, or the first that does not convert.
+pub(crate) fn into_tags<I>(tags: I) -> Result<Vec<Tag>, ConfigError>
+where
+    I: IntoIterator,
+    I::Item: IntoTag,
+{
+    tags.into_iter().map(IntoTag::into_tag).collect()
+}
+
 impl IntoTag for Tag {
     fn into_tag(self) -> Result<Tag, ConfigError> {
         Ok(self)

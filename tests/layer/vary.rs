@@ -368,6 +368,17 @@ async fn alternating_variants_both_hit<St: Store>(store: St) {
     assert_eq!(store.completed(Call::Put), 2);
 }
 
+/// A request for `lang` is a hit on the variant stored for `lang`.
+async fn hits_its_own_variant(svc: &mut super::Svc, lang: &str) {
+    let seen = send(svc, with("x-lang", lang)).await;
+    assert_eq!(seen.cache_status(), HIT, "{lang}");
+    assert!(
+        seen.body.ends_with(lang.as_bytes()),
+        "{lang}: {:?}",
+        seen.body
+    );
+}
+
 /// With the default of 8 variants per key, a 9th drops the least recently
 /// stored one (the first), whatever was read since; the others still hit.
 /// `max_variants(1)` keeps one variant per key.
@@ -383,26 +394,14 @@ async fn the_variant_past_the_maximum_drops_the_least_recently_stored<St: Store>
     }
     // The first is the most read, and still the least recently stored.
     for lang in langs[..8].iter().chain([&langs[0], &langs[0]]) {
-        let seen = send(&mut svc, with("x-lang", lang)).await;
-        assert_eq!(seen.cache_status(), HIT, "{lang}");
-        assert!(
-            seen.body.ends_with(lang.as_bytes()),
-            "{lang}: {:?}",
-            seen.body
-        );
+        hits_its_own_variant(&mut svc, lang).await;
     }
     assert_eq!(calls.load(Ordering::SeqCst), 8);
     let ninth = send(&mut svc, with("x-lang", &langs[8])).await;
     assert_eq!(ninth.cache_status(), VARY_MISS);
     store.until_completed(Call::Put, 9).await;
     for lang in &langs[1..] {
-        let seen = send(&mut svc, with("x-lang", lang)).await;
-        assert_eq!(seen.cache_status(), HIT, "{lang}");
-        assert!(
-            seen.body.ends_with(lang.as_bytes()),
-            "{lang}: {:?}",
-            seen.body
-        );
+        hits_its_own_variant(&mut svc, lang).await;
     }
     let first = send(&mut svc, with("x-lang", &langs[0])).await;
     assert_eq!(first.cache_status(), VARY_MISS);
